@@ -1,0 +1,40 @@
+# One command for each thing a person does. CI (.ci/run) calls `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+export TF_USE_LEGACY_KERAS := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help install run test test-quick lint clean-data
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python requirements.txt constraints.txt pyproject.toml
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)  ## create .venv (if missing) and install the pinned stack
+
+run: install  ## fetch ML-100K, run the whole pipeline (dvc repro) and print the results table
+	$(BIN)/dvc repro
+	@echo
+	@$(BIN)/movierec report
+
+test: install  ## install what the tests need, then run every test (unit and integration)
+	$(BIN)/python -m pytest -q
+
+test-quick: install  ## unit tests only
+	$(BIN)/python -m pytest -q -m "not integration"
+
+clean-data:  ## remove generated data (DVC can rebuild it)
+	rm -rf data checkpoints/*/

@@ -1,0 +1,93 @@
+"""The interface every recommender in the evaluation protocol implements, and top-k selection."""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm import tqdm
+
+from movierec.data.matrix import InteractionMatrix
+
+
+class Recommender(Protocol):
+    """Something that, once fitted, scores the whole catalogue for a batch of users.
+
+    ``score`` receives the users' known histories as CSR rows over the fitted item
+    vocabulary and returns a dense ``(batch, n_items)`` array; larger is better.
+    """
+
+    name: str
+
+    def fit(self, data: InteractionMatrix) -> "Recommender": ...
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray: ...
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores per row, best first; ``-1`` pads rows.
+
+    Args:
+        scores: ``(n, n_items)``; ``-inf`` marks items that must not be returned.
+        k: list length.
+
+    Returns:
+        ``(n, k)`` int64 item indices.
+    """
+    n, n_items = scores.shape
+    k_eff = min(k, n_items)
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(part, order, axis=1)
+    ranked_scores = np.take_along_axis(part_scores, order, axis=1)
+    ranked = np.where(np.isfinite(ranked_scores), ranked, -1)
+    if k_eff < k:
+        ranked = np.hstack([ranked, np.full((n, k - k_eff), -1, dtype=ranked.dtype)])
+    return ranked.astype(np.int64)
+
+
+def recommend(
+    model: Recommender,
+    history: sp.csr_matrix,
+    k: int,
+    fallback: np.ndarray,
+    exclude_seen: bool = True,
+    batch_size: int = 1024,
+    progress: str | None = None,
+) -> np.ndarray:
+    """Top-``k`` item indices for each history row, users with no history served by ``fallback``.
+
+    Args:
+        model: a fitted recommender.
+        history: ``(n_users, n_items)`` CSR of each user's known items.
+        k: list length.
+        fallback: ``(n_items,)`` scores for users with an empty history (most-popular).
+        exclude_seen: never return an item from the user's history.
+        batch_size: users scored at once (bounds memory: batch x n_items floats).
+        progress: a label to show a progress bar, or None.
+
+    Returns:
+        ``(n_users, k)`` item indices, ``-1`` where fewer than ``k`` could be returned.
+    """
+    n_users = history.shape[0]
+    out = np.empty((n_users, k), dtype=np.int64)
+    starts = range(0, n_users, batch_size)
+    if progress:
+        starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr, leave=False)
+    for start in starts:
+        rows = history[start : start + batch_size]
+        scores = np.asarray(model.score(rows), dtype=np.float64)
+        cold = np.diff(rows.indptr) == 0
+        # rows the model cannot tell apart at all (cold users, or no signal) get the fallback
+        flat = np.ptp(scores, axis=1) == 0
+        use_fallback = cold | flat
+        if use_fallback.any():
+            scores[use_fallback] = fallback
+        if exclude_seen:
+            r, c = rows.nonzero()
+            scores[r, c] = -np.inf
+        out[start : start + rows.shape[0]] = top_k(scores, k)
+    return out

@@ -1,0 +1,145 @@
+"""``movierec baselines``: tune each baseline on validation, refit, and recommend for test.
+
+For each baseline the grid in ``params.yaml`` is fitted on the training part and
+scored on the validation part; the configuration with the best ``tune_metric`` wins.
+It is then refitted on training plus validation (everything before the test period)
+and writes its top-``k`` lists for the test users to ``<out>/<name>.parquet``, which
+the evaluate step scores next to every other system. Cold users get the tuned
+most-popular list. The rating baseline writes its test predictions the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from movierec.baselines.base import recommend
+from movierec.baselines.biases import BiasBaseline
+from movierec.baselines.ease import EASE
+from movierec.baselines.itemknn import ItemKNN
+from movierec.baselines.popular import MostPopular
+from movierec.data.matrix import InteractionMatrix
+from movierec.errors import DataError, ParamsError
+from movierec.evaluation import rating_metrics, ranking_metrics
+from movierec.evaluation.protocol import EvalSet, build_eval_set
+from movierec.io import atomic_dir, write_json
+
+FACTORIES = {"most_popular": MostPopular, "item_knn": ItemKNN, "ease": EASE}
+
+
+def read_parts(split_dir: Path, *parts: str) -> pa.Table:
+    """Concatenate the named split parts."""
+    tables = []
+    for part in parts:
+        path = Path(split_dir) / f"{part}.parquet"
+        if not path.exists():
+            raise DataError("split part not found; run `movierec split` first", path=path)
+        tables.append(pq.read_table(path))
+    return pa.concat_tables(tables)
+
+
+def grid(section: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """Expand ``{param: [values...]}`` into a list of configurations (scalars are fixed)."""
+    if not isinstance(section, dict) or not section:
+        raise ParamsError(f"baselines.{name} must map parameter names to values or lists of values")
+    keys = list(section)
+    values = [v if isinstance(v, list) else [v] for v in section.values()]
+    for key, options in zip(keys, values):
+        if not options:
+            raise ParamsError(f"baselines.{name}.{key} is an empty list")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def write_recs(path: Path, user_ids: np.ndarray, recommended: np.ndarray, items_ids: np.ndarray) -> None:
+    """Write top-k lists as ``user_id, item_ids`` with external ids (padding dropped)."""
+    lists = [items_ids[row[row >= 0]] for row in recommended]
+    offsets = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int32)
+    values = np.concatenate(lists) if lists else np.array([], dtype=np.int64)
+    table = pa.table({"user_id": pa.array(user_ids, pa.int64()),
+                      "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))})
+    pq.write_table(table, path)
+
+
+def _score(model: Any, evalset: EvalSet, fallback: np.ndarray, ks: list[int], label: str) -> dict[str, float]:
+    recs = recommend(model, evalset.history, max(ks), fallback, progress=label)
+    return ranking_metrics(recs, evalset.relevant, ks)
+
+
+def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Tune, refit and write every baseline's test recommendations.
+
+    Args:
+        split_dir: the split step's output.
+        out_dir: where ``<baseline>.parquet`` files and ``validation.json`` go (atomically).
+        params: the ``baselines`` section plus ``evaluate`` keys ``ks`` and ``min_rating``.
+
+    Returns:
+        For each baseline: the chosen configuration and its validation metrics, plus the
+        whole validation grid.
+    """
+    ks = [int(k) for k in params["ks"]]
+    tune_metric = params.get("tune_metric", "ndcg@10")
+    min_rating = params.get("min_rating")
+    train, valid = read_parts(split_dir, "train"), read_parts(split_dir, "valid")
+    known_valid = InteractionMatrix.from_table(train)
+    eval_valid = build_eval_set(known_valid, valid, min_rating)
+    if tune_metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "hitrate", "map", "precision") for k in ks} | {"mrr"}:
+        raise ParamsError(f"baselines.tune_metric '{tune_metric}' is not a metric computed at ks={ks}")
+    report: dict[str, Any] = {"tune_metric": tune_metric, "validation_users": int(eval_valid.user_ids.size)}
+    chosen: dict[str, dict[str, Any]] = {}
+    fallback_valid: np.ndarray | None = None
+    for name, factory in FACTORIES.items():
+        configs = grid(params.get(name, {}), name)
+        results = []
+        for config in configs:
+            start = time.perf_counter()
+            model = factory(**config).fit(known_valid)
+            fb = model.scores_ if fallback_valid is None and name == "most_popular" else fallback_valid
+            metrics = _score(model, eval_valid, fb, ks, f"{name} {config}")
+            results.append({"config": config, "metrics": metrics, "seconds": round(time.perf_counter() - start, 3)})
+            print(f"  valid {name:<12} {config}: {tune_metric}={metrics[tune_metric]:.4f}", file=sys.stderr)
+        best = max(results, key=lambda r: r["metrics"][tune_metric])
+        chosen[name] = best["config"]
+        if name == "most_popular":
+            fallback_valid = factory(**best["config"]).fit(known_valid).scores_
+        report[name] = {"chosen": best["config"], "validation": best["metrics"], "grid": results}
+
+    bias_configs = grid(params.get("biases", {"reg": 10.0}), "biases")
+    v_true = valid.column("rating").to_numpy()
+    bias_results = []
+    for config in bias_configs:
+        pred = BiasBaseline(**config).fit(train.column("user_id").to_numpy(), train.column("item_id").to_numpy(),
+                                          train.column("rating").to_numpy()).predict(
+            valid.column("user_id").to_numpy(), valid.column("item_id").to_numpy())
+        bias_results.append({"config": config, "metrics": rating_metrics(v_true, pred)})
+    best_bias = min(bias_results, key=lambda r: r["metrics"]["rmse"])
+    report["biases"] = {"chosen": best_bias["config"], "validation": best_bias["metrics"], "grid": bias_results}
+
+    history = read_parts(split_dir, "train", "valid")
+    test = read_parts(split_dir, "test")
+    known_test = InteractionMatrix.from_table(history)
+    eval_test = build_eval_set(known_test, test, min_rating)
+    k_max = max(ks)
+    with atomic_dir(out_dir) as tmp:
+        fallback_test = MostPopular(**chosen["most_popular"]).fit(known_test).scores_
+        for name, factory in FACTORIES.items():
+            model = factory(**chosen[name]).fit(known_test)
+            recs = recommend(model, eval_test.history, k_max, fallback_test, progress=f"test {name}")
+            write_recs(tmp / f"{name}.parquet", eval_test.user_ids, recs, known_test.items.ids)
+        bias = BiasBaseline(**best_bias["config"]).fit(history.column("user_id").to_numpy(),
+                                                       history.column("item_id").to_numpy(),
+                                                       history.column("rating").to_numpy())
+        pred = bias.predict(test.column("user_id").to_numpy(), test.column("item_id").to_numpy())
+        mean = np.full(test.num_rows, float(np.mean(history.column("rating").to_numpy())))
+        for name, values in {"biases": pred, "global_mean": mean}.items():
+            pq.write_table(pa.table({"user_id": test.column("user_id"), "item_id": test.column("item_id"),
+                                     "prediction": pa.array(values, pa.float32())}), tmp / f"ratings_{name}.parquet")
+        write_json(tmp / "validation.json", report)
+    return report

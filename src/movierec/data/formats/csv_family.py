@@ -1,0 +1,398 @@
+"""The ml-latest CSV family readers, and the delimited-text helpers every format shares."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from movierec.data.schema import (
+    INTERACTIONS_SCHEMA,
+    ITEMS_SCHEMA,
+    TAGS_SCHEMA,
+    USER_OPTIONAL_FIELDS,
+    USERS_SCHEMA,
+)
+from movierec.errors import DataError
+
+# Bytes pyarrow reads per interactions batch; tests shrink it to force many batches.
+BLOCK_SIZE = 16 << 20
+
+RATINGS, MOVIES, TAGS, LINKS = "ratings.csv", "movies.csv", "tags.csv", "links.csv"
+ENCODING = "utf-8"
+NO_GENRES = "(no genres listed)"
+_HEADERS = {
+    RATINGS: ["userId", "movieId", "rating", "timestamp"],
+    MOVIES: ["movieId", "title", "genres"],
+    TAGS: ["userId", "movieId", "tag", "timestamp"],
+    LINKS: ["movieId", "imdbId", "tmdbId"],
+}
+_YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+_INT = re.compile(r"\s*-?\d+\s*")
+_FLOAT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*|\s*[-+]?(inf|nan)\s*", re.I)
+
+
+@dataclass(frozen=True)
+class InteractionsSource:
+    """Where a format's interactions live, which ratings it allows and what they reference.
+
+    ``header_lines`` counts the lines before the first row, so row ``i`` (0-based) of
+    the stream is on line ``header_lines + i + 1``. ``rating_step`` is ``None`` when
+    any value in ``[rating_min, rating_max]`` is allowed. ``items_file`` and
+    ``users_file`` name the files the ids must exist in (for error messages).
+    """
+
+    path: Path
+    header_lines: int
+    rating_min: float
+    rating_max: float
+    rating_step: float | None
+    items_file: str
+    users_file: str
+
+
+# ---------------------------------------------------------------- shared helpers
+def require(directory: Path, name: str) -> Path:
+    """Return ``directory / name``, or raise DataError naming the missing file."""
+    path = Path(directory) / name
+    if not path.is_file():
+        raise DataError(f"required file {name} is missing", path=path)
+    return path
+
+
+def decode_text(path: Path, encoding: str) -> str:
+    """Read a whole (small) file as text; undecodable bytes raise DataError with the line."""
+    data = path.read_bytes()
+    if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"cannot decode byte 0x{data[exc.start]:02x}: the file must be {encoding}-encoded",
+            path=path,
+            line=line,
+        ) from None
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` for non-blank lines, splitting on newlines only."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield number, line
+
+
+def split_fields(line: str, sep: str, count: int, path: Path, number: int) -> list[str]:
+    """Split ``line`` on ``sep`` and check it has exactly ``count`` fields."""
+    fields = line.split(sep)
+    if len(fields) != count:
+        raise DataError(f"malformed row: expected {count} fields, found {len(fields)}", path, number)
+    return fields
+
+
+def parse_int(value: str, what: str, path: Path, number: int) -> int:
+    """Parse an integer field, or raise DataError naming the field and line."""
+    if not _INT.fullmatch(value):
+        raise DataError(f"malformed row: {what} is not an integer: {value!r}", path, number)
+    return int(value)
+
+
+def title_year(title: str) -> int | None:
+    """Return the year of a trailing ``(yyyy)`` or ``(yyyy-yyyy)`` in ``title``, else None."""
+    match = _YEAR.search(title)
+    return int(match.group(1)) if match else None
+
+
+def check_header(path: Path, found: Sequence[str], expected: Sequence[str]) -> None:
+    """Raise DataError (line 1) unless a CSV header equals ``expected``."""
+    if [f.strip() for f in found] != list(expected):
+        raise DataError(f"unexpected header {','.join(found)!r}: expected {','.join(expected)!r}", path, 1)
+
+
+def build_items(rows: Iterable[tuple[int, int, str, int | None, list[str]]], path: Path) -> pa.Table:
+    """Build an ITEMS_SCHEMA table from ``(line, item_id, title, year, genres)`` rows.
+
+    Raises:
+        DataError: an item id appears twice (the line of the second occurrence).
+    """
+    seen: dict[int, int] = {}
+    columns: list[list] = [[], [], [], []]
+    for number, item_id, title, year, genres in rows:
+        if item_id in seen:
+            raise DataError(f"duplicate item id {item_id} (first on line {seen[item_id]})", path, number)
+        seen[item_id] = number
+        for column, value in zip(columns, (item_id, title, year, genres)):
+            column.append(value)
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ITEMS_SCHEMA)], schema=ITEMS_SCHEMA)
+
+
+def with_item_tags(items: pa.Table, tags: pa.Table) -> pa.Table:
+    """Add a ``tags`` column: each item's distinct tags, lower-cased and stripped, sorted."""
+    cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(tags.column("tag")))
+    grouped = (
+        pa.table({"item_id": tags.column("item_id"), "tag": cleaned})
+        .filter(pc.not_equal(cleaned, ""))
+        .group_by("item_id")
+        .aggregate([("tag", "distinct")])
+    )
+    by_item = dict(zip(grouped.column("item_id").to_pylist(), grouped.column("tag_distinct").to_pylist()))
+    values = [sorted(by_item.get(i, [])) for i in items.column("item_id").to_pylist()]
+    return items.append_column(pa.field("tags", pa.list_(pa.string())), pa.array(values, pa.list_(pa.string())))
+
+
+def build_tags(rows: list[tuple[int, int, str, int]]) -> pa.Table:
+    """Build a TAGS_SCHEMA table from ``(user_id, item_id, tag, timestamp)`` rows."""
+    columns = [list(c) for c in zip(*rows)] if rows else [[], [], [], []]
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, TAGS_SCHEMA)], schema=TAGS_SCHEMA)
+
+
+def build_users(rows: Iterable[tuple[int, int, int | None, str, str, str]], path: Path) -> pa.Table:
+    """Build a users table from ``(line, user_id, age, gender, occupation, zip_code)`` rows.
+
+    Raises:
+        DataError: a user id appears twice (the line of the second occurrence).
+    """
+    seen: dict[int, int] = {}
+    columns: list[list] = [[], [], [], [], []]
+    for number, *values in rows:
+        if values[0] in seen:
+            raise DataError(f"duplicate user id {values[0]} (first on line {seen[values[0]]})", path, number)
+        seen[values[0]] = number
+        for column, value in zip(columns, values):
+            column.append(value)
+    fields = [USERS_SCHEMA.field("user_id")] + [pa.field(n, t) for n, t in USER_OPTIONAL_FIELDS.items()]
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, fields)], schema=pa.schema(fields))
+
+
+def arrow_options(
+    names: Sequence[str], types: dict[str, pa.DataType], delimiter: str, quoted: bool, skip_rows: int, block_size: int
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions, list]:
+    """pyarrow CSV options that keep one row per line; the list collects invalid rows."""
+    invalid: list = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "error"
+
+    read = pacsv.ReadOptions(column_names=list(names), skip_rows=skip_rows, block_size=block_size, use_threads=False)
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter,
+        quote_char='"' if quoted else False,
+        ignore_empty_lines=False,
+        newlines_in_values=False,
+        invalid_row_handler=on_invalid,
+    )
+    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[""])
+    return read, parse, convert, invalid
+
+
+def to_interactions(
+    batch: pa.RecordBatch | pa.Table, columns: dict[str, str], path: Path, first_line: int
+) -> pa.RecordBatch:
+    """Rename the source columns to the canonical ones and cast to INTERACTIONS_SCHEMA.
+
+    Args:
+        batch: parsed rows, the first of which is on line ``first_line``.
+        columns: canonical name -> source column name.
+        path: the file, for error messages.
+        first_line: line number of the first row.
+
+    Returns:
+        A record batch with exactly INTERACTIONS_SCHEMA.
+    """
+    arrays = []
+    for field in INTERACTIONS_SCHEMA:
+        array = batch.column(columns[field.name])
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if array.null_count:
+            row = pc.index(pc.is_null(array), True).as_py()
+            raise DataError(f"malformed row: {field.name} is missing (blank line or empty field)", path, first_line + row)
+        if pa.types.is_floating(array.type) and pa.types.is_integer(field.type):
+            finite = pc.is_finite(array)
+            if not pc.all(finite).as_py():
+                row = pc.index(finite, False).as_py()
+                raise DataError(f"malformed row: {field.name} is not a finite number", path, first_line + row)
+            array = pc.floor(array)
+        arrays.append(array.cast(field.type, safe=False))
+    return pa.RecordBatch.from_arrays(arrays, schema=INTERACTIONS_SCHEMA)
+
+
+def locate_bad_row(
+    lines: Iterable[str],
+    first_line: int,
+    names: Sequence[str],
+    types: dict[str, pa.DataType],
+    delimiter: str,
+    quoted: bool,
+) -> tuple[int, str] | None:
+    """Find the first line whose field count or field values pyarrow would reject."""
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
+    for number, line in enumerate(lines, start=first_line):
+        fields = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, quoting=quoting), [])
+        if len(fields) != len(names):
+            return number, f"malformed row: expected {len(names)} fields, found {len(fields)}"
+        for name, value in zip(names, fields):
+            kind = types.get(name)
+            pattern = _INT if kind is not None and pa.types.is_integer(kind) else _FLOAT
+            if kind is not None and value != "" and not pattern.fullmatch(value):
+                noun = "an integer" if pattern is _INT else "a number"
+                return number, f"malformed row: {name} is not {noun}: {value!r}"
+    return None
+
+
+def stream_interactions(
+    path: Path,
+    names: Sequence[str],
+    columns: dict[str, str],
+    types: dict[str, pa.DataType],
+    *,
+    delimiter: str,
+    header_lines: int,
+    quoted: bool,
+) -> Iterator[pa.RecordBatch]:
+    """Stream a delimited interactions file with ``pyarrow.csv.open_csv``.
+
+    Args:
+        path: the file.
+        names: every column of the file, in order.
+        columns: canonical name -> source column name.
+        types: pyarrow type of each source column to read.
+        delimiter: field separator.
+        header_lines: lines to skip before the first row.
+        quoted: whether fields may be double-quoted.
+
+    Yields:
+        INTERACTIONS_SCHEMA record batches of about ``BLOCK_SIZE`` bytes each.
+    """
+    if path.stat().st_size == 0:
+        return
+    read, parse, convert, invalid = arrow_options(names, types, delimiter, quoted, header_lines, BLOCK_SIZE)
+    first_line = header_lines + 1
+    try:
+        reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            yield to_interactions(batch, columns, path, first_line)
+            first_line += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        if invalid and invalid[0].number is not None:
+            row = invalid[0]
+            raise DataError(
+                f"malformed row: expected {row.expected_columns} fields, found {row.actual_columns}", path, row.number
+            ) from None
+        with open(path, encoding=ENCODING, errors="replace", newline="") as handle:
+            rest = itertools.islice(handle, first_line - 1, None)
+            found = locate_bad_row(rest, first_line, names, types, delimiter, quoted)
+        if found is None:
+            raise DataError(f"cannot parse: {exc}", path, first_line) from None
+        raise DataError(found[1], path, found[0]) from None
+
+
+def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line, fields)`` for a UTF-8 CSV file after checking its header."""
+    reader = csv.reader(io.StringIO(decode_text(path, ENCODING), newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise DataError("file is empty: expected a header line", path, 1)
+    check_header(path, header, _HEADERS[name])
+    start = reader.line_num + 1
+    try:
+        for fields in reader:
+            if fields:
+                if len(fields) != len(header):
+                    raise DataError(f"malformed row: expected {len(header)} fields, found {len(fields)}", path, start)
+                yield start, fields
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"malformed row: {exc}", path, start) from None
+
+
+# ---------------------------------------------------------------- CSV family readers
+def interactions_source(directory: Path) -> InteractionsSource:
+    """Return ratings.csv with its one header line and the half-star 0.5..5 scale."""
+    return InteractionsSource(require(directory, RATINGS), 1, 0.5, 5.0, 0.5, MOVIES, "")
+
+
+def read_interactions(directory: Path) -> Iterator[pa.RecordBatch]:
+    """Stream ``ratings.csv`` as INTERACTIONS_SCHEMA batches.
+
+    Args:
+        directory: the unpacked dataset directory.
+
+    Returns:
+        An iterator of record batches; the file is never held in memory whole.
+    """
+    path = require(directory, RATINGS)
+    with open(path, encoding=ENCODING, errors="replace") as handle:
+        check_header(path, handle.readline().lstrip("\ufeff").rstrip("\r\n").split(","), _HEADERS[RATINGS])
+    names = _HEADERS[RATINGS]
+    types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float32(), "timestamp": pa.int64()}
+    columns = dict(zip(("user_id", "item_id", "rating", "timestamp"), names))
+    return stream_interactions(path, names, columns, types, delimiter=",", header_lines=1, quoted=True)
+
+
+def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
+    """Read ``movies.csv`` (plus ``links.csv`` and the tags, when present).
+
+    Args:
+        directory: the unpacked dataset directory.
+        tags: the already-read tags table, to avoid reading ``tags.csv`` twice.
+
+    Returns:
+        The items table; ``tags``, ``imdb_id`` and ``tmdb_id`` columns when the
+        source has tags and links.
+    """
+    path = require(directory, MOVIES)
+    rows = []
+    for number, (movie_id, title, genres) in _csv_rows(path, MOVIES):
+        title = title.strip()
+        genre_list = [] if genres.strip() in ("", NO_GENRES) else genres.strip().split("|")
+        rows.append((number, parse_int(movie_id, "movieId", path, number), title, title_year(title), genre_list))
+    items = build_items(rows, path)
+    tags = read_tags(directory) if tags is None else tags
+    if tags is not None:
+        items = with_item_tags(items, tags)
+    links = Path(directory) / LINKS
+    if links.is_file():
+        items = _with_links(items, links)
+    return items
+
+
+def _with_links(items: pa.Table, path: Path) -> pa.Table:
+    """Add ``imdb_id`` and ``tmdb_id`` from ``links.csv`` (null where unknown)."""
+    found: dict[int, tuple[int | None, int | None]] = {}
+    for number, (movie_id, imdb, tmdb) in _csv_rows(path, LINKS):
+        ids = [parse_int(v, n, path, number) if v.strip() else None for v, n in ((imdb, "imdbId"), (tmdb, "tmdbId"))]
+        found[parse_int(movie_id, "movieId", path, number)] = (ids[0], ids[1])
+    pairs = [found.get(i, (None, None)) for i in items.column("item_id").to_pylist()]
+    for position, name in enumerate(("imdb_id", "tmdb_id")):
+        items = items.append_column(pa.field(name, pa.int64()), pa.array([p[position] for p in pairs], pa.int64()))
+    return items
+
+
+def read_users(directory: Path) -> pa.Table | None:
+    """The CSV family publishes no demographics: always None."""
+    return None
+
+
+def read_tags(directory: Path) -> pa.Table | None:
+    """Read ``tags.csv`` as a TAGS_SCHEMA table, or None when the file is absent."""
+    path = Path(directory) / TAGS
+    if not path.is_file():
+        return None
+    rows = [
+        (parse_int(u, "userId", path, n), parse_int(m, "movieId", path, n), tag, parse_int(t, "timestamp", path, n))
+        for n, (u, m, tag, t) in _csv_rows(path, TAGS)
+    ]
+    return build_tags(rows)
