@@ -21,7 +21,13 @@ MOVIES = [
     "7,Misérables (2012),(no genres listed)",
 ]
 RATINGS = ["userId,movieId,rating,timestamp", "1,1,4.0,964982703", "1,11,0.5,964981247", "2,3,5.0,964982224"]
-TAGS = ["userId,movieId,tag,timestamp", '2,1,"funny, clever",1445714994', "2,1,Pixar,1445714996", "3,1, pixar ,1", "3,3,cats,2"]
+TAGS = [
+    "userId,movieId,tag,timestamp",
+    '2,1,"funny, clever",1445714994',
+    "2,1,Pixar,1445714996",
+    "3,1, pixar ,1",
+    "3,3,cats,2",
+]
 LINKS = ["movieId,imdbId,tmdbId", "1,0114709,862", "11,0112346,", "3,0173714,"]
 
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pyarrow as pa
@@ -42,11 +42,13 @@ class _Checks:
         # kind -> [count, first line, first id] of interactions whose item/user is unknown
         self.unknown: dict[str, list[int]] = {"item": [0, 0, 0], "user": [0, 0, 0]}
 
-    def _fail(self, message: str, first_line: int, index: int) -> None:
+    def _fail(self, message: str, first_line: int, index: int) -> NoReturn:
         raise DataError(message, self.source.path, first_line + int(index))
 
     def check(self, batch: pa.RecordBatch) -> None:
         """Validate one batch; its first row is the one after the rows seen so far."""
+        if batch.num_rows == 0:
+            return
         src = self.source
         first_line = src.header_lines + self.rows + 1
         rating = batch.column("rating").to_numpy()
@@ -98,7 +100,8 @@ class _Checks:
 def _scale(source: InteractionsSource) -> str:
     """Describe the allowed ratings, for error messages."""
     lo, hi, step = source.rating_min, source.rating_max, source.rating_step
-    kind = {None: "any value", 1.0: "whole stars", 0.5: "half stars"}.get(step, f"steps of {step:g}")
+    names = {None: "any value", 1.0: "whole stars", 0.5: "half stars"}
+    kind = names[step] if step in names else f"steps of {step:g}"
     return f"{kind} from {lo:g} to {hi:g}"
 
 
@@ -162,14 +165,14 @@ def prepare(raw_dir: Path, out_dir: Path, fmt: str | None = None) -> dict[str, A
         summary = {
             "format": fmt,
             "source": raw_dir.resolve().name,
-            "counts": {
-                "interactions": checks.rows,
-                "users": users.num_rows,
-                "items": items.num_rows,
-                "tags": 0 if tags is None else tags.num_rows,
-            },
-            "rating": {"min": float(checks.rating[0]), "max": float(checks.rating[1])},
-            "timestamp": {"min": _iso_date(checks.time[0]), "max": _iso_date(checks.time[1])},
+            "interactions": checks.rows,
+            "users": users.num_rows,
+            "items": items.num_rows,
+            "tags": 0 if tags is None else tags.num_rows,
+            "rating_min": float(checks.rating[0]),
+            "rating_max": float(checks.rating[1]),
+            "timestamp_min": _iso_date(checks.time[0]),
+            "timestamp_max": _iso_date(checks.time[1]),
         }
         write_json(tmp / SUMMARY_FILE, summary)
     return summary

@@ -41,6 +41,12 @@ _INT = re.compile(r"\s*-?\d+\s*")
 _FLOAT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*|\s*[-+]?(inf|nan)\s*", re.I)
 
 
+# The users table of the formats that publish demographics.
+USERS_FULL_SCHEMA = pa.schema(
+    [USERS_SCHEMA.field("user_id"), *(pa.field(name, kind) for name, kind in USER_OPTIONAL_FIELDS.items())]
+)
+
+
 @dataclass(frozen=True)
 class InteractionsSource:
     """Where a format's interactions live, which ratings it allows and what they reference.
@@ -62,7 +68,18 @@ class InteractionsSource:
 
 # ---------------------------------------------------------------- shared helpers
 def require(directory: Path, name: str) -> Path:
-    """Return ``directory / name``, or raise DataError naming the missing file."""
+    """Return the path of a file the format cannot do without.
+
+    Args:
+        directory: the dataset directory.
+        name: the file's name.
+
+    Returns:
+        ``directory / name``.
+
+    Raises:
+        DataError: the file does not exist (the message names it).
+    """
     path = Path(directory) / name
     if not path.is_file():
         raise DataError(f"required file {name} is missing", path=path)
@@ -70,7 +87,18 @@ def require(directory: Path, name: str) -> Path:
 
 
 def decode_text(path: Path, encoding: str) -> str:
-    """Read a whole (small) file as text; undecodable bytes raise DataError with the line."""
+    """Read a whole (small) file as text.
+
+    Args:
+        path: the file.
+        encoding: its expected encoding (a UTF-8 byte-order mark is dropped).
+
+    Returns:
+        The decoded text.
+
+    Raises:
+        DataError: undecodable bytes; the message names the line and the encoding.
+    """
     data = path.read_bytes()
     if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
@@ -86,7 +114,14 @@ def decode_text(path: Path, encoding: str) -> str:
 
 
 def text_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` for non-blank lines, splitting on newlines only."""
+    """Split text into numbered lines on ``\\n`` only (latin-1 ``\\x85`` is not a break).
+
+    Args:
+        text: the decoded file.
+
+    Yields:
+        ``(line_number, line)`` for each non-blank line, without its line ending.
+    """
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.rstrip("\r")
         if line.strip():
@@ -94,7 +129,21 @@ def text_lines(text: str) -> Iterator[tuple[int, str]]:
 
 
 def split_fields(line: str, sep: str, count: int, path: Path, number: int) -> list[str]:
-    """Split ``line`` on ``sep`` and check it has exactly ``count`` fields."""
+    """Split a line into exactly ``count`` fields.
+
+    Args:
+        line: the line.
+        sep: the field separator.
+        count: the expected number of fields.
+        path: the file, for error messages.
+        number: the line number, for error messages.
+
+    Returns:
+        The fields.
+
+    Raises:
+        DataError: the line has another number of fields.
+    """
     fields = line.split(sep)
     if len(fields) != count:
         raise DataError(f"malformed row: expected {count} fields, found {len(fields)}", path, number)
@@ -102,43 +151,91 @@ def split_fields(line: str, sep: str, count: int, path: Path, number: int) -> li
 
 
 def parse_int(value: str, what: str, path: Path, number: int) -> int:
-    """Parse an integer field, or raise DataError naming the field and line."""
+    """Parse an integer field.
+
+    Args:
+        value: the field's text.
+        what: the field's name, for error messages.
+        path: the file, for error messages.
+        number: the line number, for error messages.
+
+    Returns:
+        The integer.
+
+    Raises:
+        DataError: the text is not an integer.
+    """
     if not _INT.fullmatch(value):
         raise DataError(f"malformed row: {what} is not an integer: {value!r}", path, number)
     return int(value)
 
 
 def title_year(title: str) -> int | None:
-    """Return the year of a trailing ``(yyyy)`` or ``(yyyy-yyyy)`` in ``title``, else None."""
+    """Extract the release year that ends a MovieLens title.
+
+    Args:
+        title: e.g. ``"Toy Story (1995)"`` or ``"Fawlty Towers (1975–1979)"``.
+
+    Returns:
+        The (first) year in the trailing parentheses, or None when there is none.
+    """
     match = _YEAR.search(title)
     return int(match.group(1)) if match else None
 
 
 def check_header(path: Path, found: Sequence[str], expected: Sequence[str]) -> None:
-    """Raise DataError (line 1) unless a CSV header equals ``expected``."""
+    """Check a CSV header.
+
+    Args:
+        path: the file, for error messages.
+        found: the header's fields.
+        expected: the fields the format defines.
+
+    Raises:
+        DataError: the header differs (line 1).
+    """
     if [f.strip() for f in found] != list(expected):
         raise DataError(f"unexpected header {','.join(found)!r}: expected {','.join(expected)!r}", path, 1)
 
 
-def build_items(rows: Iterable[tuple[int, int, str, int | None, list[str]]], path: Path) -> pa.Table:
-    """Build an ITEMS_SCHEMA table from ``(line, item_id, title, year, genres)`` rows.
+def build_table(rows: Iterable[Sequence], schema: pa.Schema, path: Path, unique: str | None = None) -> pa.Table:
+    """Build a table from ``(line, *values)`` rows, values in ``schema`` order.
+
+    Args:
+        rows: the parsed rows, each led by its line number.
+        schema: the table's schema.
+        path: the source file, for error messages.
+        unique: when given (e.g. ``"item"``), the first value is an id that must be unique.
+
+    Returns:
+        The table.
 
     Raises:
-        DataError: an item id appears twice (the line of the second occurrence).
+        DataError: a duplicate id (the line of the second occurrence).
     """
     seen: dict[int, int] = {}
-    columns: list[list] = [[], [], [], []]
-    for number, item_id, title, year, genres in rows:
-        if item_id in seen:
-            raise DataError(f"duplicate item id {item_id} (first on line {seen[item_id]})", path, number)
-        seen[item_id] = number
-        for column, value in zip(columns, (item_id, title, year, genres)):
+    columns: list[list] = [[] for _ in schema]
+    for number, *values in rows:
+        if unique is not None:
+            if values[0] in seen:
+                raise DataError(f"duplicate {unique} id {values[0]} (first on line {seen[values[0]]})", path, number)
+            seen[values[0]] = number
+        for column, value in zip(columns, values):
             column.append(value)
-    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, ITEMS_SCHEMA)], schema=ITEMS_SCHEMA)
+    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
 def with_item_tags(items: pa.Table, tags: pa.Table) -> pa.Table:
-    """Add a ``tags`` column: each item's distinct tags, lower-cased and stripped, sorted."""
+    """Add the items' ``tags`` column.
+
+    Args:
+        items: an items table.
+        tags: a TAGS_SCHEMA table.
+
+    Returns:
+        ``items`` with a ``tags`` column: each item's distinct tags, lower-cased,
+        stripped and sorted (an empty list for untagged items).
+    """
     cleaned = pc.utf8_lower(pc.utf8_trim_whitespace(tags.column("tag")))
     grouped = (
         pa.table({"item_id": tags.column("item_id"), "tag": cleaned})
@@ -151,34 +248,22 @@ def with_item_tags(items: pa.Table, tags: pa.Table) -> pa.Table:
     return items.append_column(pa.field("tags", pa.list_(pa.string())), pa.array(values, pa.list_(pa.string())))
 
 
-def build_tags(rows: list[tuple[int, int, str, int]]) -> pa.Table:
-    """Build a TAGS_SCHEMA table from ``(user_id, item_id, tag, timestamp)`` rows."""
-    columns = [list(c) for c in zip(*rows)] if rows else [[], [], [], []]
-    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, TAGS_SCHEMA)], schema=TAGS_SCHEMA)
-
-
-def build_users(rows: Iterable[tuple[int, int, int | None, str, str, str]], path: Path) -> pa.Table:
-    """Build a users table from ``(line, user_id, age, gender, occupation, zip_code)`` rows.
-
-    Raises:
-        DataError: a user id appears twice (the line of the second occurrence).
-    """
-    seen: dict[int, int] = {}
-    columns: list[list] = [[], [], [], [], []]
-    for number, *values in rows:
-        if values[0] in seen:
-            raise DataError(f"duplicate user id {values[0]} (first on line {seen[values[0]]})", path, number)
-        seen[values[0]] = number
-        for column, value in zip(columns, values):
-            column.append(value)
-    fields = [USERS_SCHEMA.field("user_id")] + [pa.field(n, t) for n, t in USER_OPTIONAL_FIELDS.items()]
-    return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, fields)], schema=pa.schema(fields))
-
-
 def arrow_options(
     names: Sequence[str], types: dict[str, pa.DataType], delimiter: str, quoted: bool, skip_rows: int, block_size: int
 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions, list]:
-    """pyarrow CSV options that keep one row per line; the list collects invalid rows."""
+    """Build pyarrow CSV options that keep exactly one row per line.
+
+    Args:
+        names: every column of the file, in order.
+        types: the type of each column to read (the others are skipped).
+        delimiter: the field separator.
+        quoted: whether fields may be double-quoted.
+        skip_rows: header lines to skip.
+        block_size: bytes per parsed block.
+
+    Returns:
+        Read, parse and convert options, and the list the invalid-row handler fills.
+    """
     invalid: list = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -218,7 +303,8 @@ def to_interactions(
             array = array.combine_chunks()
         if array.null_count:
             row = pc.index(pc.is_null(array), True).as_py()
-            raise DataError(f"malformed row: {field.name} is missing (blank line or empty field)", path, first_line + row)
+            message = f"malformed row: {field.name} is missing (blank line or empty field)"
+            raise DataError(message, path, first_line + row)
         if pa.types.is_floating(array.type) and pa.types.is_integer(field.type):
             finite = pc.is_finite(array)
             if not pc.all(finite).as_py():
@@ -237,7 +323,19 @@ def locate_bad_row(
     delimiter: str,
     quoted: bool,
 ) -> tuple[int, str] | None:
-    """Find the first line whose field count or field values pyarrow would reject."""
+    """Find the first line pyarrow would reject, after a parse failure.
+
+    Args:
+        lines: the lines, starting with line ``first_line``.
+        first_line: the number of the first line.
+        names: every column of the file, in order.
+        types: the type of each column that is read.
+        delimiter: the field separator.
+        quoted: whether fields may be double-quoted.
+
+    Returns:
+        ``(line, reason)`` for the first bad line, or None.
+    """
     quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     for number, line in enumerate(lines, start=first_line):
         fields = next(csv.reader([line.rstrip("\r\n")], delimiter=delimiter, quoting=quoting), [])
@@ -286,17 +384,37 @@ def stream_interactions(
             yield to_interactions(batch, columns, path, first_line)
             first_line += batch.num_rows
     except pa.ArrowInvalid as exc:
-        if invalid and invalid[0].number is not None:
-            row = invalid[0]
-            raise DataError(
-                f"malformed row: expected {row.expected_columns} fields, found {row.actual_columns}", path, row.number
-            ) from None
         with open(path, encoding=ENCODING, errors="replace", newline="") as handle:
             rest = itertools.islice(handle, first_line - 1, None)
             found = locate_bad_row(rest, first_line, names, types, delimiter, quoted)
-        if found is None:
-            raise DataError(f"cannot parse: {exc}", path, first_line) from None
-        raise DataError(found[1], path, found[0]) from None
+        raise parse_error(path, found, invalid, 0, exc, first_line) from None
+
+
+def parse_error(
+    path: Path, found: tuple[int, str] | None, invalid: list, offset: int, exc: Exception, first_line: int
+) -> DataError:
+    """The DataError for a pyarrow parse failure: the earliest bad line known.
+
+    Args:
+        path: the file.
+        found: ``(line, reason)`` from :func:`locate_bad_row`, or None.
+        invalid: the rows pyarrow's invalid-row handler saw.
+        offset: added to pyarrow's row numbers to make them file line numbers.
+        exc: pyarrow's exception, reported when nothing better is known.
+        first_line: the line of the failing batch's first row.
+
+    Returns:
+        The error to raise.
+    """
+    candidates = [found] if found else []
+    for row in invalid[:1]:
+        if row.number is not None:
+            message = f"malformed row: expected {row.expected_columns} fields, found {row.actual_columns}"
+            candidates.append((row.number + offset, message))
+    if not candidates:
+        return DataError(f"cannot parse: {exc}", path, first_line)
+    line, message = min(candidates)
+    return DataError(message, path, line)
 
 
 def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
@@ -320,7 +438,14 @@ def _csv_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
 
 # ---------------------------------------------------------------- CSV family readers
 def interactions_source(directory: Path) -> InteractionsSource:
-    """Return ratings.csv with its one header line and the half-star 0.5..5 scale."""
+    """Describe ``ratings.csv``.
+
+    Args:
+        directory: the unpacked dataset directory.
+
+    Returns:
+        The file, its one header line and the half-star 0.5..5 scale.
+    """
     return InteractionsSource(require(directory, RATINGS), 1, 0.5, 5.0, 0.5, MOVIES, "")
 
 
@@ -334,6 +459,8 @@ def read_interactions(directory: Path) -> Iterator[pa.RecordBatch]:
         An iterator of record batches; the file is never held in memory whole.
     """
     path = require(directory, RATINGS)
+    if path.stat().st_size == 0:
+        return iter(())
     with open(path, encoding=ENCODING, errors="replace") as handle:
         check_header(path, handle.readline().lstrip("\ufeff").rstrip("\r\n").split(","), _HEADERS[RATINGS])
     names = _HEADERS[RATINGS]
@@ -359,7 +486,7 @@ def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
         title = title.strip()
         genre_list = [] if genres.strip() in ("", NO_GENRES) else genres.strip().split("|")
         rows.append((number, parse_int(movie_id, "movieId", path, number), title, title_year(title), genre_list))
-    items = build_items(rows, path)
+    items = build_table(rows, ITEMS_SCHEMA, path, unique="item")
     tags = read_tags(directory) if tags is None else tags
     if tags is not None:
         items = with_item_tags(items, tags)
@@ -382,17 +509,31 @@ def _with_links(items: pa.Table, path: Path) -> pa.Table:
 
 
 def read_users(directory: Path) -> pa.Table | None:
-    """The CSV family publishes no demographics: always None."""
+    """Read the users' demographics, which the CSV family does not publish.
+
+    Args:
+        directory: the unpacked dataset directory.
+
+    Returns:
+        None.
+    """
     return None
 
 
 def read_tags(directory: Path) -> pa.Table | None:
-    """Read ``tags.csv`` as a TAGS_SCHEMA table, or None when the file is absent."""
+    """Read ``tags.csv`` (userId,movieId,tag,timestamp; tags may be quoted).
+
+    Args:
+        directory: the unpacked dataset directory.
+
+    Returns:
+        A TAGS_SCHEMA table with the tags as published, or None when absent.
+    """
     path = Path(directory) / TAGS
     if not path.is_file():
         return None
     rows = [
-        (parse_int(u, "userId", path, n), parse_int(m, "movieId", path, n), tag, parse_int(t, "timestamp", path, n))
+        (n, parse_int(u, "userId", path, n), parse_int(m, "movieId", path, n), tag, parse_int(t, "timestamp", path, n))
         for n, (u, m, tag, t) in _csv_rows(path, TAGS)
     ]
-    return build_tags(rows)
+    return build_table(rows, TAGS_SCHEMA, path)

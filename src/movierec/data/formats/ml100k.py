@@ -10,8 +10,8 @@ import pyarrow as pa
 
 from movierec.data.formats.csv_family import (
     InteractionsSource,
-    build_items,
-    build_users,
+    USERS_FULL_SCHEMA,
+    build_table,
     decode_text,
     parse_int,
     require,
@@ -20,6 +20,7 @@ from movierec.data.formats.csv_family import (
     text_lines,
     title_year,
 )
+from movierec.data.schema import ITEMS_SCHEMA
 from movierec.errors import DataError
 
 DATA, ITEM, USER, GENRE = "u.data", "u.item", "u.user", "u.genre"
@@ -36,7 +37,14 @@ _COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
 def interactions_source(directory: Path) -> InteractionsSource:
-    """Return u.data (no header) with its whole-star 1..5 scale."""
+    """Describe ``u.data``.
+
+    Args:
+        directory: the unpacked ``ml-100k`` directory.
+
+    Returns:
+        The file, its lack of header and the whole-star 1..5 scale.
+    """
     return InteractionsSource(require(directory, DATA), 0, 1.0, 5.0, 1.0, ITEM, USER)
 
 
@@ -101,7 +109,7 @@ def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
         genres = [name for name, flag in zip(genre_names, flags) if flag == "1"]
         year = _release_year(fields[2], title, path, number)
         rows.append((number, parse_int(fields[0], "movie id", path, number), title, year, genres))
-    return build_items(rows, path)
+    return build_table(rows, ITEMS_SCHEMA, path, unique="item")
 
 
 def read_users(directory: Path) -> pa.Table | None:
@@ -123,9 +131,16 @@ def read_users(directory: Path) -> pa.Table | None:
             (number, parse_int(user_id, "user id", path, number), parse_int(age, "age", path, number),
              gender.strip(), occupation.strip(), zip_code.strip())
         )  # fmt: skip
-    return build_users(rows, path)
+    return build_table(rows, USERS_FULL_SCHEMA, path, unique="user")
 
 
 def read_tags(directory: Path) -> pa.Table | None:
-    """ML-100K has no tags: always None."""
+    """Read the tags, which ML-100K does not have.
+
+    Args:
+        directory: the unpacked ``ml-100k`` directory.
+
+    Returns:
+        None.
+    """
     return None

@@ -13,11 +13,11 @@ import pyarrow.csv as pacsv
 from movierec.data.formats.csv_family import (
     InteractionsSource,
     arrow_options,
-    build_items,
-    build_tags,
-    build_users,
+    USERS_FULL_SCHEMA,
+    build_table,
     decode_text,
     locate_bad_row,
+    parse_error,
     parse_int,
     require,
     split_fields,
@@ -26,6 +26,7 @@ from movierec.data.formats.csv_family import (
     to_interactions,
     with_item_tags,
 )
+from movierec.data.schema import ITEMS_SCHEMA, TAGS_SCHEMA
 from movierec.errors import DataError
 
 # Lines parsed per interactions batch; tests shrink it to force many batches.
@@ -55,7 +56,15 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def interactions_source(directory: Path) -> InteractionsSource:
-    """Return ratings.dat with its scale: whole stars 1..5 (ML-1M, which has users.dat), else half stars."""
+    """Describe ``ratings.dat``.
+
+    Args:
+        directory: the unpacked ``ml-1m`` or ``ml-10m`` directory.
+
+    Returns:
+        The file (no header) and its scale: whole stars 1..5 for ML-1M (recognised
+        by its ``users.dat``), else ML-10M's half stars 0.5..5.
+    """
     path = require(directory, RATINGS)
     if (Path(directory) / USERS).is_file():
         return InteractionsSource(path, 0, 1.0, 5.0, 1.0, MOVIES, USERS)
@@ -86,7 +95,9 @@ def _stream(path: Path) -> Iterator[pa.RecordBatch]:
             data = b"".join(lines).replace(SEP.encode(), b"\t")
             read, parse, convert, invalid = arrow_options(_COLUMNS, _TYPES, "\t", False, 0, max(len(data), 1 << 20))
             try:
-                table = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert)
+                table = pacsv.read_csv(
+                    io.BytesIO(data), read_options=read, parse_options=parse, convert_options=convert
+                )
             except pa.ArrowInvalid as exc:
                 raise _chunk_error(path, lines, first_line, invalid, exc) from None
             yield to_interactions(table, columns, path, first_line)
@@ -95,13 +106,9 @@ def _stream(path: Path) -> Iterator[pa.RecordBatch]:
 
 def _chunk_error(path: Path, lines: list[bytes], first_line: int, invalid: list, exc: Exception) -> DataError:
     """Turn a pyarrow failure on a chunk into a DataError with the file's line number."""
-    if invalid and invalid[0].number is not None:
-        row = invalid[0]
-        message = f"malformed row: expected {row.expected_columns} fields, found {row.actual_columns}"
-        return DataError(message, path, first_line + row.number - 1)
     text = (line.decode(ENCODING).replace(SEP, "\t") for line in lines)
     found = locate_bad_row(text, first_line, _COLUMNS, _TYPES, "\t", quoted=False)
-    return DataError(found[1], path, found[0]) if found else DataError(f"cannot parse: {exc}", path, first_line)
+    return parse_error(path, found, invalid, first_line - 1, exc, first_line)
 
 
 def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
@@ -121,7 +128,7 @@ def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
         title = title.strip()
         genre_list = [] if genres.strip() in ("", "(no genres listed)") else genres.strip().split("|")
         rows.append((number, parse_int(movie_id, "MovieID", path, number), title, title_year(title), genre_list))
-    items = build_items(rows, path)
+    items = build_table(rows, ITEMS_SCHEMA, path, unique="item")
     tags = read_tags(directory) if tags is None else tags
     return items if tags is None else with_item_tags(items, tags)
 
@@ -149,7 +156,7 @@ def read_users(directory: Path) -> pa.Table | None:
             raise DataError(f"unknown occupation code {code}: expected 0..{len(OCCUPATIONS) - 1}", path, number)
         user = parse_int(user_id, "UserID", path, number)
         rows.append((number, user, parse_int(age, "Age", path, number), gender.strip(), OCCUPATIONS[code], zip_code))
-    return build_users(rows, path)
+    return build_table(rows, USERS_FULL_SCHEMA, path, unique="user")
 
 
 def read_tags(directory: Path) -> pa.Table | None:
@@ -171,7 +178,7 @@ def read_tags(directory: Path) -> pa.Table | None:
             raise DataError(f"malformed row: expected 4 fields, found {len(fields)}", path, number)
         user, movie, stamp = fields[0], fields[1], fields[-1]
         rows.append(
-            (parse_int(user, "UserID", path, number), parse_int(movie, "MovieID", path, number),
+            (number, parse_int(user, "UserID", path, number), parse_int(movie, "MovieID", path, number),
              SEP.join(fields[2:-1]), parse_int(stamp, "Timestamp", path, number))
         )  # fmt: skip
-    return build_tags(rows)
+    return build_table(rows, TAGS_SCHEMA, path)

@@ -10,8 +10,8 @@ import pyarrow as pa
 
 from movierec.data.formats.csv_family import (
     InteractionsSource,
-    build_items,
-    build_users,
+    USERS_FULL_SCHEMA,
+    build_table,
     decode_text,
     parse_int,
     require,
@@ -19,6 +19,7 @@ from movierec.data.formats.csv_family import (
     text_lines,
     title_year,
 )
+from movierec.data.schema import ITEMS_SCHEMA
 from movierec.errors import DataError
 
 ENCODING = "utf-8"
@@ -36,7 +37,13 @@ _NUMBER = re.compile(r"\s*\d+\s*")
 
 
 def inter_file(directory: Path) -> Path:
-    """Return the single ``*.inter`` file of ``directory``.
+    """Find the atomic interactions file.
+
+    Args:
+        directory: the directory holding the atomic files.
+
+    Returns:
+        Its single ``*.inter`` file.
 
     Raises:
         DataError: there is no ``.inter`` file, or more than one.
@@ -78,7 +85,14 @@ def _rows(path: Path, wanted: dict[str, tuple[str, ...]], required: tuple[str, .
 
 
 def interactions_source(directory: Path) -> InteractionsSource:
-    """Return the ``.inter`` file, its one header line and the 0..5 float scale."""
+    """Describe the ``.inter`` file.
+
+    Args:
+        directory: the directory holding the atomic files.
+
+    Returns:
+        The file, its one header line and the 0..5 scale (any float).
+    """
     path = inter_file(directory)
     return InteractionsSource(path, 1, 0.0, 5.0, None, path.stem + ".item", path.stem + ".user")
 
@@ -93,6 +107,8 @@ def read_interactions(directory: Path) -> Iterator[pa.RecordBatch]:
         An iterator of INTERACTIONS_SCHEMA record batches.
     """
     path = inter_file(directory)
+    if path.stat().st_size == 0:
+        return iter(())
     with open(path, encoding=ENCODING, errors="replace") as handle:
         header = handle.readline().lstrip("\ufeff").rstrip("\r\n")
     if not header:
@@ -131,7 +147,7 @@ def read_items(directory: Path, tags: pa.Table | None = None) -> pa.Table:
             year = title_year(title)
         genres = row.get("genres", "").split()
         rows.append((number, parse_int(row["item_id"], "item_id", path, number), title or None, year, genres))
-    return build_items(rows, path)
+    return build_table(rows, ITEMS_SCHEMA, path, unique="item")
 
 
 def read_users(directory: Path) -> pa.Table | None:
@@ -154,9 +170,16 @@ def read_users(directory: Path) -> pa.Table | None:
              int(age) if _NUMBER.fullmatch(age) else None,
              *(row.get(name, "").strip() or None for name in ("gender", "occupation", "zip_code")))
         )  # fmt: skip
-    return build_users(rows, path)
+    return build_table(rows, USERS_FULL_SCHEMA, path, unique="user")
 
 
 def read_tags(directory: Path) -> pa.Table | None:
-    """RecBole atomic files carry no tags here: always None."""
+    """Read the tags, which the atomic files used here do not carry.
+
+    Args:
+        directory: the directory holding the atomic files.
+
+    Returns:
+        None.
+    """
     return None
