@@ -6,7 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 from movierec.data.formats import csv_family, ml1m, ml100k, recbole
-from movierec.data.formats.csv_family import InteractionsSource
+from movierec.data.formats._common import InteractionsSource
 from movierec.errors import DataError
 
 # Format name -> module exposing interactions_source, read_interactions, read_items,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from movierec.data.formats.csv_family import (
+from movierec.data.formats._common import (
     InteractionsSource,
     arrow_options,
     USERS_FULL_SCHEMA,

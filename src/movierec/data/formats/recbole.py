@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from movierec.data.formats.csv_family import (
+from movierec.data.formats._common import (
     InteractionsSource,
     USERS_FULL_SCHEMA,
     build_table,
