@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.data.formats import _common, csv_family
+from movierec.data.formats import csv_family, streaming
 from movierec.data.schema import INTERACTIONS_SCHEMA
 from movierec.errors import DataError
 
@@ -82,7 +82,7 @@ def test_optional_files_absent(tmp_path: Path) -> None:
 
 
 def test_streams_in_blocks_with_exact_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_common, "BLOCK_SIZE", 1024)
+    monkeypatch.setattr(streaming, "BLOCK_SIZE", 1024)
     rows = [f"{u},{u % 7 + 1},{(u % 10 + 1) / 2},{1_000_000 + u}" for u in range(1, 3001)]
     root = write_latest(tmp_path, ratings=[RATINGS[0], *rows])
     batches = list(csv_family.read_interactions(root))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from movierec.data.formats import _common, detect_format
+from movierec.data.formats import detect_format, streaming
 from movierec.data.prepare import prepare
 from movierec.data.schema import INTERACTIONS_SCHEMA, TAGS_SCHEMA, USERS_SCHEMA
 from movierec.errors import DataError
@@ -115,7 +115,7 @@ def test_prepare_other_formats(tmp_path: Path, make) -> None:
 
 
 def test_prepare_streams_batches_and_reports_late_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_common, "BLOCK_SIZE", 512)
+    monkeypatch.setattr(streaming, "BLOCK_SIZE", 512)
     rows = [f"7,{i % 2 + 1},{(i % 10 + 1) / 2},{1000 + i}" for i in range(2000)]
     summary = prepare(csv_dir(tmp_path / "raw", ratings=rows), tmp_path / "out")
     assert summary["interactions"] == 2000

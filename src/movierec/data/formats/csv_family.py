@@ -16,10 +16,10 @@ from movierec.data.formats._common import (
     decode_text,
     parse_int,
     require,
-    stream_interactions,
     title_year,
     with_item_tags,
 )
+from movierec.data.formats.streaming import stream_interactions
 from movierec.data.schema import ITEMS_SCHEMA, TAGS_SCHEMA
 from movierec.errors import DataError
 

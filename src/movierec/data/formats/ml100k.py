@@ -16,10 +16,10 @@ from movierec.data.formats._common import (
     parse_int,
     require,
     split_fields,
-    stream_interactions,
     text_lines,
     title_year,
 )
+from movierec.data.formats.streaming import stream_interactions
 from movierec.data.schema import ITEMS_SCHEMA
 from movierec.errors import DataError
 

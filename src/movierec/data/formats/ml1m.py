@@ -12,20 +12,17 @@ import pyarrow.csv as pacsv
 
 from movierec.data.formats._common import (
     InteractionsSource,
-    arrow_options,
     USERS_FULL_SCHEMA,
     build_table,
     decode_text,
-    locate_bad_row,
-    parse_error,
     parse_int,
     require,
     split_fields,
     text_lines,
     title_year,
-    to_interactions,
     with_item_tags,
 )
+from movierec.data.formats.streaming import arrow_options, locate_bad_row, parse_error, to_interactions
 from movierec.data.schema import ITEMS_SCHEMA, TAGS_SCHEMA
 from movierec.errors import DataError
 

@@ -15,10 +15,10 @@ from movierec.data.formats._common import (
     decode_text,
     parse_int,
     require,
-    stream_interactions,
     text_lines,
     title_year,
 )
+from movierec.data.formats.streaming import stream_interactions
 from movierec.data.schema import ITEMS_SCHEMA
 from movierec.errors import DataError
 
