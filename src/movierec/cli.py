@@ -88,6 +88,63 @@ def cmd_evaluate(args: argparse.Namespace, params: dict[str, Any]) -> None:
     print(format_table(result))
 
 
+def _periods(args: argparse.Namespace, params: dict[str, Any]) -> Any:
+    from movierec.models.context import load_periods
+
+    widths = {k: int(v) for k, v in get(params, "retrieval.widths").items()}
+    return load_periods(Path(args.prepared), Path(args.split), Path(args.features), widths, get(params, "features"))
+
+
+def cmd_train_retrieval(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Train the two-tower model (epochs chosen on validation), evaluate, ablate, export."""
+    from movierec.models.export import save_towers
+    from movierec.models.train import train_retrieval
+
+    section = {**get(params, "retrieval"), "final_fit_all": get(params, "train.final_fit_all")}
+    report = train_retrieval(_periods(args, params), section, int(get(params, "seed")), Path(args.out),
+                             Path(args.work), Path(args.recs), Path(args.reports), save_towers)
+    print(f"retrieval: {report['chosen_epochs']} epochs (best {report['select_metric']} on validation "
+          f"{report['valid_best']:.4f}); served towers in {args.out}")
+    for name, metrics in report["ablation"].items():
+        print(f"  ablation {name:<16} test recall@100 {metrics['all']['recall@100']:.4f}  "
+              f"ndcg@10 {metrics['all']['ndcg@10']:.4f}  warm ndcg@10 {metrics.get('warm', {}).get('ndcg@10', 0):.4f}")
+
+
+def cmd_train_ranking(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Train the pointwise ranker on a window the retrieval did not see; score the chain."""
+    from movierec.models.train import train_ranking
+
+    section = {**get(params, "ranking"), "final_fit_all": get(params, "train.final_fit_all")}
+    report = train_ranking(_periods(args, params), section, int(get(params, "seed")), Path(args.work),
+                           Path(args.out), Path(args.recs), Path(args.reports))
+    print(f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive); "
+          f"served ranker in {args.out}")
+
+
+def cmd_index_build(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """(Re)build the brute-force, ScaNN and FAISS indexes from the exported candidate tower."""
+    import pyarrow.parquet as pq
+
+    from movierec.models.index import build_indexes
+
+    items = pq.read_table(args.items) if args.items else None
+    report = build_indexes(Path(args.retrieval), Path(args.retrieval), get(params, "index"), items=items)
+    from movierec.io import write_json
+
+    if args.report:
+        write_json(args.report, report)
+    print(f"indexes over {report.get('n_items')} items: " + ", ".join(
+        f"{k} {v:.4f}" for k, v in report.items() if k.endswith("recall") or "recall@" in k))
+
+
+def cmd_bundle(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Write checkpoints/manifest.json after checking every part of the bundle."""
+    from movierec.models.bundle import write_manifest
+
+    manifest = write_manifest(Path(args.checkpoints), Path(args.prepared), params, Path(args.reports))
+    print(f"bundle {manifest['version']} ({len(manifest['parts'])} parts) in {args.checkpoints}")
+
+
 def cmd_report(args: argparse.Namespace, params: dict[str, Any]) -> None:
     """Print the table of the last evaluation from its metrics JSON."""
     from movierec.errors import DataError
@@ -145,6 +202,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=str(paths.PLOTS_DIR))
     p.set_defaults(func=cmd_evaluate)
 
+    train = sub.add_parser("train", help="train the models").add_subparsers(dest="train_command", required=True)
+    for name, func, out, recs in (("retrieval", cmd_train_retrieval, "checkpoints/retrieval", "data/recs/retrieval"),
+                                  ("ranking", cmd_train_ranking, "checkpoints/ranking", "data/recs/ranking")):
+        p = train.add_parser(name, help=func.__doc__.split("\n")[0])
+        p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
+        p.add_argument("--split", default=str(paths.SPLIT_DIR))
+        p.add_argument("--features", default=str(paths.FEATURES_DIR))
+        p.add_argument("--work", default="data/models", help="evaluated models (default: %(default)s)")
+        p.add_argument("--out", default=out, help="served export (default: %(default)s)")
+        p.add_argument("--recs", default=recs, help="test lists (default: %(default)s)")
+        p.add_argument("--reports", default=str(paths.REPORTS_DIR))
+        p.set_defaults(func=func)
+
+    index = sub.add_parser("index", help="retrieval indexes").add_subparsers(dest="index_command", required=True)
+    p = index.add_parser("build", help="rebuild brute-force, ScaNN and FAISS indexes from the candidate tower "
+                                       "(no retraining; --items for a changed catalogue)")
+    p.add_argument("--retrieval", default="checkpoints/retrieval", help="folder with the exported towers")
+    p.add_argument("--items", help="a catalogue table (features items.parquet layout) to index instead")
+    p.add_argument("--report", default=str(paths.REPORTS_DIR / "index.json"), help="index metrics JSON")
+    p.set_defaults(func=cmd_index_build)
+
+    p = sub.add_parser("bundle", help="check the exported parts and write checkpoints/manifest.json")
+    p.add_argument("--checkpoints", default=str(paths.CHECKPOINTS_DIR))
+    p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
+    p.add_argument("--reports", default=str(paths.REPORTS_DIR))
+    p.set_defaults(func=cmd_bundle)
+
     p = sub.add_parser("report", help="print the table of the last evaluation (reports/metrics.json)")
     p.add_argument("--metrics", default=str(paths.REPORTS_DIR / "metrics.json"))
     p.set_defaults(func=cmd_report)
@@ -162,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except MovierecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"[{args.command}{' ' + args.data_command if args.command == 'data' else ''} done in "
-          f"{time.perf_counter() - start:.1f}s]", file=sys.stderr)
+    sub_name = getattr(args, f"{args.command}_command", None)
+    print(f"[{args.command}{' ' + sub_name if sub_name else ''} done in {time.perf_counter() - start:.1f}s]",
+          file=sys.stderr)
     return 0
 
 

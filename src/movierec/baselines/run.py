@@ -103,8 +103,9 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
             model = factory(**config).fit(known_valid)
             fb = model.scores_ if fallback_valid is None and name == "most_popular" else fallback_valid
             metrics = _score(model, eval_valid, fb, ks, f"{name} {config}")
-            results.append({"config": config, "metrics": metrics, "seconds": round(time.perf_counter() - start, 3)})
-            print(f"  valid {name:<12} {config}: {tune_metric}={metrics[tune_metric]:.4f}", file=sys.stderr)
+            results.append({"config": config, "metrics": metrics})
+            print(f"  valid {name:<12} {config}: {tune_metric}={metrics[tune_metric]:.4f} "
+                  f"({time.perf_counter() - start:.1f}s)", file=sys.stderr)
         best = max(results, key=lambda r: r["metrics"][tune_metric])
         chosen[name] = best["config"]
         if name == "most_popular":

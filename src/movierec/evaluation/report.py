@@ -125,9 +125,36 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
             result["ratings"][path.stem.removeprefix("ratings_")] = _rating_metrics(path, test, rating_metrics)
     if not result["systems"]:
         raise DataError("no recommendation files found", path=", ".join(map(str, recs_dirs)))
+    result["bars"] = quality_bars(result, Path(metrics_path).parent / "index.json")
     write_json(metrics_path, _rounded(result))
     _write_curves(curves, Path(plots_dir))
     return result
+
+
+def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
+    """The product's quality bars, each with its value, target and whether it is met.
+
+    * retrieval Recall@100 at least EASE's;
+    * the served chain's NDCG@10 at least 1.10 times EASE's;
+    * ScaNN and FAISS Recall@100 against brute force at least 0.95.
+    """
+    systems = result["systems"]
+    bars: dict[str, Any] = {}
+    ease = systems.get("ease", {}).get("all")
+    if ease and "retrieval" in systems:
+        value = systems["retrieval"]["all"]["recall@100"]
+        bars["retrieval_recall@100_vs_ease"] = {"value": value, "target": ease["recall@100"],
+                                                "met": value >= ease["recall@100"]}
+    if ease and "chain" in systems:
+        ratio = systems["chain"]["all"]["ndcg@10"] / max(ease["ndcg@10"], 1e-12)
+        bars["chain_ndcg@10_over_ease"] = {"value": ratio, "target": 1.10, "met": ratio >= 1.10}
+    if index_report.exists():
+        from movierec.io import read_json
+
+        for key, value in read_json(index_report).items():
+            if "recall" in key and isinstance(value, (int, float)):
+                bars[f"{key}_vs_brute"] = {"value": value, "target": 0.95, "met": value >= 0.95}
+    return bars
 
 
 def _rating_metrics(path: Path, test: pa.Table, rating_metrics: Any) -> dict[str, float]:
@@ -192,4 +219,6 @@ def format_table(result: dict[str, Any]) -> str:
                  f"history = {p['history']})")
     for name, m in result.get("ratings", {}).items():
         lines.append(f"rating prediction {name}: RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
+    for name, bar in result.get("bars", {}).items():
+        lines.append(f"bar {name}: {bar['value']:.4f} (target {bar['target']:.4f}) {'met' if bar['met'] else 'NOT met'}")
     return "\n".join(lines)

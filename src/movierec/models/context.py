@@ -1,0 +1,81 @@
+"""Loading what a training stage needs: split parts, catalogues per cut, demographics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from movierec.baselines.run import read_parts
+from movierec.data.schema import ITEMS_FILE, TAGS_FILE, USERS_FILE
+from movierec.errors import DataError
+from movierec.features import item_features
+from movierec.models.inputs import Catalogue, UserDirectory
+
+
+@dataclass
+class Periods:
+    """The split parts and the catalogues as known at each cut.
+
+    ``catalogue_valid`` describes the items as of the validation start (training events
+    only), ``catalogue_test`` as of the test start, ``catalogue_all`` as of the end of
+    the data (for the served bundle).
+    """
+
+    train: pa.Table
+    valid: pa.Table
+    test: pa.Table
+    users: UserDirectory | None
+    catalogue_valid: Catalogue
+    catalogue_test: Catalogue
+    catalogue_all: Catalogue
+    valid_start: int
+    test_start: int
+    end: int
+
+    @property
+    def train_valid(self) -> pa.Table:
+        """Everything before the test period."""
+        return pa.concat_tables([self.train, self.valid])
+
+    @property
+    def everything(self) -> pa.Table:
+        """Every event (what the served bundle is fitted on)."""
+        return pa.concat_tables([self.train, self.valid, self.test])
+
+
+def load_periods(prepared_dir: Path, split_dir: Path, features_dir: Path, widths: dict[str, int],
+                 features_params: dict[str, Any]) -> Periods:
+    """Read the split and feature outputs into a :class:`Periods`."""
+    train, valid, test = (read_parts(split_dir, p) for p in ("train", "valid", "test"))
+    users_path = Path(prepared_dir) / USERS_FILE
+    users = UserDirectory.from_table(pq.read_table(users_path)) if users_path.exists() else None
+    if users is not None and not users.columns:
+        users = None
+
+    def catalogue(period: str) -> Catalogue:
+        path = Path(features_dir) / period / "items.parquet"
+        if not path.exists():
+            raise DataError("item features not found; run `movierec features` first", path=path)
+        return Catalogue.from_table(pq.read_table(path), widths)
+
+    everything = pa.concat_tables([train, valid, test])
+    end = int(pc.max(everything.column("timestamp")).as_py()) + 1
+    items_path = Path(prepared_dir) / ITEMS_FILE
+    tags_path = Path(prepared_dir) / TAGS_FILE
+    tags = pq.read_table(tags_path) if tags_path.exists() else None
+    all_items = item_features(everything, pq.read_table(items_path), tags, end,
+                              float(features_params.get("recent_days", 30)), int(features_params.get("max_tags", 20)))
+    return Periods(
+        train=train, valid=valid, test=test, users=users,
+        catalogue_valid=catalogue("valid"), catalogue_test=catalogue("test"),
+        catalogue_all=Catalogue.from_table(all_items, widths),
+        valid_start=int(np.min(valid.column("timestamp").to_numpy())),
+        test_start=int(np.min(test.column("timestamp").to_numpy())),
+        end=end,
+    )

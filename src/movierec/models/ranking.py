@@ -1,0 +1,184 @@
+"""The pointwise ranker: will the user interact with this candidate, and how would they rate it?"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from tqdm import tqdm
+
+from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES, RankingContext, pair_features
+
+keras = tf.keras
+
+
+class PointwiseRanker(tfrs.Model):
+    """An MLP over named pair features with two heads.
+
+    The interaction head is trained with binary cross-entropy (``tfrs.tasks.Ranking``)
+    on positives (events in the label window) and negatives (the retrieval's other
+    candidates, and random items). The rating head regresses the rating of positives
+    only (its loss is weighted by the label). Dense features are standardised with
+    statistics from the training pairs; demographics are embedded.
+    """
+
+    def __init__(self, config: dict[str, Any], means: np.ndarray, stds: np.ndarray,
+                 categories: dict[str, list[str]]):
+        super().__init__()
+        self.means = tf.constant(means, tf.float32)
+        self.stds = tf.constant(stds, tf.float32)
+        self.lookups = {n: keras.layers.StringLookup(vocabulary=categories[n] or ["<none>"], mask_token=None,
+                                                     num_oov_indices=1) for n in CATEGORICAL_FEATURES}
+        self.embeds = {n: keras.layers.Embedding(len(categories[n] or ["<none>"]) + 1, 4) for n in CATEGORICAL_FEATURES}
+        units = [int(u) for u in config["hidden_units"]]
+        self.trunk = keras.Sequential([keras.layers.Dense(u, activation="relu") for u in units])
+        self.click = keras.layers.Dense(1)
+        self.rating = keras.Sequential([keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
+        self.click_task = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                                             metrics=[keras.metrics.AUC(from_logits=True, name="auc")])
+        self.rating_task = tfrs.tasks.Ranking(loss=keras.losses.MeanSquaredError(),
+                                              metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")])
+        self.rating_weight = float(config.get("rating_weight", 0.2))
+
+    def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        dense = tf.stack([tf.cast(inputs[n], tf.float32) for n in DENSE_FEATURES], axis=1)
+        parts = [(dense - self.means) / self.stds]
+        parts += [self.embeds[n](self.lookups[n](inputs[n])) for n in CATEGORICAL_FEATURES]
+        hidden = self.trunk(tf.concat(parts, axis=1))
+        return {"logit": self.click(hidden)[:, 0], "rating": self.rating(hidden)[:, 0]}
+
+    def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
+        outputs = self(features["inputs"], training=training)
+        click = self.click_task(labels=features["label"][:, None], predictions=outputs["logit"][:, None])
+        rating = self.rating_task(labels=features["rating"][:, None], predictions=outputs["rating"][:, None],
+                                  sample_weight=features["label"])
+        return click + self.rating_weight * rating
+
+
+@dataclass
+class FittedRanker:
+    """A trained ranker and its per-epoch training record."""
+
+    model: PointwiseRanker
+    config: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def predict(self, features: dict[str, np.ndarray], batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Interaction probabilities and predicted ratings, one per pair."""
+        n = len(next(iter(features.values())))
+        scores, ratings = [], []
+        for start in range(0, n, batch_size):
+            chunk = {k: tf.constant(v[start : start + batch_size]) for k, v in features.items()}
+            out = self.model(chunk)
+            scores.append(tf.sigmoid(out["logit"]).numpy())
+            ratings.append(out["rating"].numpy())
+        return (np.concatenate(scores) if scores else np.zeros(0, np.float32),
+                np.concatenate(ratings) if ratings else np.zeros(0, np.float32))
+
+
+def candidate_rows(ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray, k: int,
+                   exclude: list[np.ndarray]) -> np.ndarray:
+    """The chain's first stage: top-``k`` catalogue rows per user, seen items excluded.
+
+    Users with a history are served by the retrieval embeddings; users without one get
+    the cold-start path, the most popular items of the recent window.
+    """
+    popular = np.lexsort((-ctx.catalogue.n_interactions, -ctx.catalogue.n_recent))
+    out = np.full((len(user_ids), k), -1, dtype=np.int64)
+    scores = query @ ctx.item_embeddings.T
+    for i, user in enumerate(user_ids):
+        seen = exclude[i]
+        if ctx.histories.get(int(user)) is None:
+            ranked = popular[~np.isin(popular, seen)][:k]
+        else:
+            row = scores[i].copy()
+            row[seen] = -np.inf
+            top = np.argpartition(-row, min(k, row.size - 1))[: k]
+            ranked = top[np.argsort(-row[top], kind="stable")]
+            ranked = ranked[np.isfinite(row[ranked])]
+        out[i, : ranked.size] = ranked
+    return out
+
+
+def training_pairs(ctx: RankingContext, query_of: dict[int, np.ndarray], labels: pa.Table, k: int,
+                   random_negatives: int, seed: int, positives_in_candidates: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Pairs for the label window: its events are positives; retrieved candidates the user
+    did not touch are hard negatives; random catalogue items are easy negatives.
+
+    Returns:
+        ``(features, label, rating)``, one row per pair.
+    """
+    rng = np.random.default_rng(seed)
+    cat = ctx.catalogue
+    rows = cat.rows_of(labels.column("item_id").to_numpy())
+    keep = rows >= 0
+    users = labels.column("user_id").to_numpy()[keep]
+    rows, ratings = rows[keep], labels.column("rating").to_numpy()[keep].astype(np.float32)
+    user_list = np.unique(users)
+    query = np.stack([query_of[int(u)] for u in user_list])
+    seen = []
+    for u in user_list:
+        hist = ctx.histories.get(int(u))
+        seen.append(cat.rows_of(hist) if hist is not None else np.array([], np.int64))
+    cands = candidate_rows(ctx, query, user_list, k, seen)
+    pair_users, pair_rows, pair_labels, pair_ratings = [], [], [], []
+    by_user: dict[int, dict[int, float]] = {}
+    for u, r, rating in zip(users.tolist(), rows.tolist(), ratings.tolist()):
+        by_user.setdefault(u, {})[r] = rating
+    for i, u in enumerate(user_list.tolist()):
+        # positives are the label-window items among the user's candidates: the ranker
+        # learns to order what the first stage returns, as it will when serving
+        candidates = set(r for r in cands[i].tolist() if r >= 0)
+        positives = {r: v for r, v in by_user[u].items() if r in candidates or not positives_in_candidates}
+        negatives = [r for r in cands[i].tolist() if r >= 0 and r not in positives]
+        negatives += [int(r) for r in rng.integers(0, len(cat), random_negatives) if int(r) not in positives]
+        pair_users += [u] * (len(positives) + len(negatives))
+        pair_rows += list(positives) + negatives
+        pair_labels += [1.0] * len(positives) + [0.0] * len(negatives)
+        pair_ratings += list(positives.values()) + [0.0] * len(negatives)
+    pair_users_arr = np.asarray(pair_users, np.int64)
+    query_rows = np.searchsorted(user_list, pair_users_arr)
+    feats = pair_features(ctx, pair_users_arr, np.asarray(pair_rows, np.int64), query[query_rows])
+    return feats, np.asarray(pair_labels, np.float32), np.asarray(pair_ratings, np.float32)
+
+
+def fit_ranker(features: dict[str, np.ndarray], labels: np.ndarray, ratings: np.ndarray, config: dict[str, Any],
+               seed: int, label: str = "ranking") -> FittedRanker:
+    """Train the ranker on prepared pairs."""
+    keras.utils.set_random_seed(seed)
+    dense = np.stack([features[n] for n in DENSE_FEATURES], axis=1)
+    means, stds = dense.mean(axis=0), dense.std(axis=0)
+    stds = np.where(stds > 1e-6, stds, 1.0)
+    categories = {n: sorted({v for v in features[n].tolist() if v}) for n in CATEGORICAL_FEATURES}
+    model = PointwiseRanker(config, means, stds, categories)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
+    data = {"inputs": features, "label": labels, "rating": ratings}
+    dataset = (tf.data.Dataset.from_tensor_slices(data).shuffle(len(labels), seed=seed)
+               .batch(int(config["batch_size"])).prefetch(tf.data.AUTOTUNE))
+    fitted = FittedRanker(model, config)
+    for epoch in tqdm(range(1, int(config["epochs"]) + 1), desc=label, unit="epoch", file=sys.stderr, leave=False):
+        logs = model.fit(dataset, epochs=1, verbose=0).history
+        fitted.history.append({"epoch": epoch, **{k: float(v[-1]) for k, v in logs.items()}})
+    return fitted
+
+
+def rerank(ranker: FittedRanker, ctx: RankingContext, user_ids: np.ndarray, query: np.ndarray,
+           cands: np.ndarray) -> np.ndarray:
+    """Reorder each user's candidate rows by the ranker's interaction probability."""
+    out = np.full_like(cands, -1)
+    valid = cands >= 0
+    pair_user = np.repeat(user_ids, cands.shape[1])[valid.ravel()]
+    pair_query = np.repeat(query, cands.shape[1], axis=0)[valid.ravel()]
+    pair_rows = cands[valid]
+    scores, _ = ranker.predict(pair_features(ctx, pair_user, pair_rows, pair_query))
+    grid = np.full(cands.shape, -np.inf, dtype=np.float64)
+    grid[valid] = scores
+    order = np.argsort(-grid, axis=1, kind="stable")
+    ranked = np.take_along_axis(cands, order, axis=1)
+    out[:] = np.where(np.take_along_axis(valid, order, axis=1), ranked, -1)
+    return out

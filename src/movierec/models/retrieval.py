@@ -1,0 +1,159 @@
+"""Two-tower retrieval trained with in-batch softmax, logQ correction and accidental-hit removal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from tqdm import tqdm
+
+from movierec.models.inputs import Catalogue, UserDirectory, query_features, training_examples
+from movierec.models.towers import CandidateTower, QueryTower
+from movierec.models.vocab import build_vocab
+
+keras = tf.keras
+
+
+def sampling_probability(item_ids: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+    """Probability that each training example's item is drawn as an in-batch candidate.
+
+    In-batch negatives are the other examples' items, so an item appears as a candidate
+    in proportion to its share of training events. TFRS subtracts ``log p`` from each
+    logit (the logQ correction of Yi et al. 2019), which stops the softmax from pushing
+    popular items down merely because they are sampled as negatives more often.
+    """
+    rows = catalogue.rows_of(item_ids)
+    counts = np.bincount(rows[rows >= 0], minlength=len(catalogue)).astype(np.float64)
+    return (counts[rows] / counts.sum()).astype(np.float32)
+
+
+class TwoTowerModel(tfrs.Model):
+    """A query tower and a candidate tower scored by dot product.
+
+    Training uses ``tfrs.tasks.Retrieval``: each batch's other items are the negatives,
+    items identical to the positive are masked out (accidental hits), and with ``logq``
+    the logits are corrected by each candidate's sampling probability. Candidate
+    features are gathered inside the step from the catalogue by row, so the dataset
+    carries only row numbers.
+    """
+
+    def __init__(self, vocab: dict[str, Any], config: dict[str, Any], catalogue: Catalogue):
+        super().__init__()
+        self.query_tower = QueryTower(vocab, config["query"] | {"embedding_dim": config["embedding_dim"],
+                                                                "hidden_units": config["hidden_units"],
+                                                                "normalize": config["normalize"]})
+        self.candidate_tower = CandidateTower(vocab, config["candidate"] | {"embedding_dim": config["embedding_dim"],
+                                                                            "hidden_units": config["hidden_units"],
+                                                                            "normalize": config["normalize"]})
+        self.logq = bool(config["logq"])
+        temperature = config.get("temperature")
+        self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
+        self.catalogue_tensors = {k: tf.constant(v) for k, v in catalogue.features().items()}
+
+    def candidates(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Candidate-tower inputs for catalogue rows."""
+        return {k: tf.gather(v, rows) for k, v in self.catalogue_tensors.items()}
+
+    def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
+        query = self.query_tower(features["query"], training=training)
+        candidate_features = self.candidates(features["item_row"])
+        candidate = self.candidate_tower(candidate_features, training=training)
+        return self.task(
+            query,
+            candidate,
+            candidate_sampling_probability=features["sampling_probability"] if self.logq else None,
+            candidate_ids=candidate_features["item_id"],
+            compute_metrics=False,
+        )
+
+
+@dataclass
+class FittedRetrieval:
+    """A trained two-tower model with what is needed to embed users and items."""
+
+    model: TwoTowerModel
+    vocab: dict[str, Any]
+    catalogue: Catalogue
+    users: UserDirectory | None
+    config: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def embed_items(self, batch_size: int = 4096) -> np.ndarray:
+        """Embeddings of every catalogue item, row-aligned with the catalogue."""
+        out = []
+        for start in range(0, len(self.catalogue), batch_size):
+            feats = self.catalogue.features(slice(start, start + batch_size))
+            out.append(self.model.candidate_tower({k: tf.constant(v) for k, v in feats.items()}).numpy())
+        return np.concatenate(out)
+
+    def embed_users(self, user_ids: np.ndarray, histories: list[np.ndarray], batch_size: int = 4096) -> np.ndarray:
+        """Query embeddings for users given their (time-ordered) histories."""
+        feats = query_features(user_ids, histories, self.users, int(self.config["history_len"]))
+        out = []
+        for start in range(0, len(user_ids), batch_size):
+            chunk = {k: tf.constant(v[start : start + batch_size]) for k, v in feats.items()}
+            out.append(self.model.query_tower(chunk).numpy())
+        return np.concatenate(out) if out else np.zeros((0, int(self.config["embedding_dim"])), np.float32)
+
+
+def make_dataset(events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any],
+                 seed: int) -> tf.data.Dataset:
+    """Shuffled batches of (query features, item row, sampling probability), one per event."""
+    user_ids, hist, item_ids, _ = training_examples(events, int(config["history_len"]))
+    rows = catalogue.rows_of(item_ids)
+    keep = rows >= 0
+    query: dict[str, np.ndarray] = {"user_id": user_ids[keep], "history": hist[keep]}
+    if users is not None:
+        query.update(users.lookup(user_ids[keep]))
+    data = {"query": query, "item_row": rows[keep],
+            "sampling_probability": sampling_probability(item_ids[keep], catalogue)}
+    n = int(keep.sum())
+    return (tf.data.Dataset.from_tensor_slices(data)
+            .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            .batch(int(config["batch_size"]), drop_remainder=False)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def fit_retrieval(events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any],
+                  seed: int, epochs: int | None = None,
+                  on_epoch: Callable[[int, "FittedRetrieval"], dict[str, float]] | None = None,
+                  label: str = "retrieval") -> FittedRetrieval:
+    """Train a two-tower model on ``events``.
+
+    Args:
+        events: the training events (user_id, item_id, timestamp).
+        catalogue: the known items (the candidate set and their features).
+        users: demographics, or None.
+        config: the ``retrieval`` section of params.yaml (one variant).
+        seed: the shared seed; fixes initialisation and shuffling.
+        epochs: overrides ``config['epochs']``.
+        on_epoch: called after each epoch with the epoch number and the fitted model; the
+            metrics it returns are recorded in ``history``.
+        label: progress-bar label.
+
+    Returns:
+        The fitted model.
+    """
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users,
+                        int(config.get("min_token_count", 2)))
+    model = TwoTowerModel(vocab, config, catalogue)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
+    dataset = make_dataset(events, catalogue, users, config, seed)
+    fitted = FittedRetrieval(model, vocab, catalogue, users, config)
+    n_epochs = int(epochs if epochs is not None else config["epochs"])
+    for epoch in tqdm(range(1, n_epochs + 1), desc=label, unit="epoch", file=sys.stderr, leave=False):
+        start = time.perf_counter()
+        logs = model.fit(dataset, epochs=1, verbose=0).history
+        record = {"epoch": epoch, "loss": float(logs["loss"][-1]), "seconds": round(time.perf_counter() - start, 2)}
+        if on_epoch is not None:
+            record.update(on_epoch(epoch, fitted))
+        fitted.history.append(record)
+    return fitted
