@@ -133,8 +133,8 @@ def cmd_index_build(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
     if args.report:
         write_json(args.report, report)
-    print(f"indexes over {report.get('n_items')} items: " + ", ".join(
-        f"{k} {v:.4f}" for k, v in report.items() if k.endswith("recall") or "recall@" in k))
+    print(f"indexes over {report.get('n_items')} items; recall@{report.get('k')} against brute force: "
+          + ", ".join(f"{kind} {value:.4f}" for kind, value in report.get("recall", {}).items()))
 
 
 def cmd_bundle(args: argparse.Namespace, params: dict[str, Any]) -> None:

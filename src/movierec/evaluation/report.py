@@ -151,9 +151,10 @@ def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
     if index_report.exists():
         from movierec.io import read_json
 
-        for key, value in read_json(index_report).items():
-            if "recall" in key and isinstance(value, (int, float)):
-                bars[f"{key}_vs_brute"] = {"value": value, "target": 0.95, "met": value >= 0.95}
+        report = read_json(index_report)
+        for kind, value in (report.get("recall") or {}).items():
+            bars[f"{kind}_recall@{report.get('k', 100)}_vs_brute"] = {"value": value, "target": 0.95,
+                                                                     "met": value >= 0.95}
     return bars
 
 
