@@ -28,12 +28,17 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    (repo / ".gitignore").write_text("/checkpoints/*\n/data/\n")
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(csv_dataset)
     params["split"].update(valid_frac=0.15, test_frac=0.15)
     params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
     params["baselines"]["ease"]["l2"] = [10, 100]
+    params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
+                               ablation={"id_only": params["retrieval"]["ablation"]["id_only"], "plus_logq": {}})
+    params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5)
+    params["index"].update(eval_queries=100)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     _run(["git", "init", "-q"], repo, env)
@@ -47,10 +52,16 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
 def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, dict[str, str]]) -> None:
     path, env = repo
     out = _run(["dvc", "repro"], path, env)
-    for stage in ("fetch", "prepare", "split", "features", "baselines", "evaluate"):
+    for stage in ("fetch", "prepare", "split", "features", "baselines", "train_retrieval", "build_index",
+                  "train_ranking", "evaluate", "bundle"):
         assert f"Running stage '{stage}'" in out.stdout
     metrics = json.loads((path / "reports" / "metrics.json").read_text())
-    assert set(metrics["systems"]) == {"most_popular", "item_knn", "ease"}
+    assert set(metrics["systems"]) == {"most_popular", "item_knn", "ease", "retrieval", "chain"}
+    assert set(metrics["bars"]) >= {"retrieval_recall@100_vs_ease", "chain_ndcg@10_over_ease"}
+    manifest = json.loads((path / "checkpoints" / "manifest.json").read_text())
+    assert manifest["version"] and manifest["parts"]["ranking/pointwise"]
+    for part in ("retrieval/query_tower", "retrieval/scann", "retrieval/faiss/index.faiss", "ranking/pointwise"):
+        assert (path / "checkpoints" / part).exists(), part
     assert metrics["systems"]["ease"]["all"]["recall@10"] > 0
     assert "ease" in out.stdout and "recall@10" in out.stdout  # the printed table
     split_report = json.loads((path / "reports" / "split.json").read_text())

@@ -50,7 +50,9 @@ class PointwiseRanker(tfrs.Model):
         parts = [(dense - self.means) / self.stds]
         parts += [self.embeds[n](self.lookups[n](inputs[n])) for n in CATEGORICAL_FEATURES]
         hidden = self.trunk(tf.concat(parts, axis=1))
-        return {"logit": self.click(hidden)[:, 0], "rating": self.rating(hidden)[:, 0]}
+        # the rating head learns a correction to the user's and the item's mean ratings
+        prior = 0.5 * (tf.cast(inputs["user_mean_rating"], tf.float32) + tf.cast(inputs["item_mean_rating"], tf.float32))
+        return {"logit": self.click(hidden)[:, 0], "rating": prior + self.rating(hidden)[:, 0]}
 
     def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
         outputs = self(features["inputs"], training=training)

@@ -24,7 +24,7 @@ DENSE_FEATURES = [
     "retrieval_score", "item_log_count", "item_log_recent", "item_recent_share", "item_mean_rating",
     "item_log_age_days", "item_year", "user_log_count", "user_mean_rating", "user_log_days_since_last",
     "user_is_cold", "user_age", "user_age_known", "genre_affinity", "genre_affinity_max",
-    "history_similarity", "history_similarity_max", "recent_similarity",
+    "history_similarity", "history_similarity_max", "recent_similarity", "cooccurrence", "cooccurrence_mean",
 ]
 CATEGORICAL_FEATURES = ["gender", "occupation"]
 
@@ -41,6 +41,9 @@ class RankingContext:
         users: demographics directory (may include users with no known events).
         cut: the time the features describe.
         global_mean: mean rating of the known events.
+        cooccurrence: item-item cosine of co-occurrence in the known events (top neighbours
+            per item), catalogue-aligned; it measures how often the candidate is consumed
+            together with the user's history items.
     """
 
     catalogue: Catalogue
@@ -50,10 +53,11 @@ class RankingContext:
     users: UserDirectory | None
     cut: int
     global_mean: float
+    cooccurrence: Any = None
 
     @classmethod
     def build(cls, known: pa.Table, catalogue: Catalogue, item_embeddings: np.ndarray,
-              users: UserDirectory | None, cut: int) -> "RankingContext":
+              users: UserDirectory | None, cut: int, neighbours: int = 100) -> "RankingContext":
         """Index the known events for fast per-pair lookups."""
         empty = pa.table({"user_id": pa.array([], pa.int64())})
         stats = user_features(known, empty, cut)
@@ -61,8 +65,13 @@ class RankingContext:
             stats.column("user_id").to_pylist(), stats.column("n_interactions").to_pylist(),
             stats.column("mean_rating").to_pylist(), stats.column("days_since_last").to_pylist())}
         ratings = known.column("rating").to_numpy()
+        from movierec.baselines.itemknn import ItemKNN
+        from movierec.data.matrix import InteractionMatrix, Vocab
+
+        matrix = InteractionMatrix.from_table(known, items=Vocab(catalogue.item_id))
+        similarity = ItemKNN(neighbours=neighbours, shrink=10.0).fit(matrix).similarity_
         return cls(catalogue, item_embeddings, user_histories(known), user_stats, users, int(cut),
-                   float(ratings.mean()) if ratings.size else 3.0)
+                   float(ratings.mean()) if ratings.size else 3.0, similarity)
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """Binary (n_items, n_genres) matrix over the catalogue's genre names."""
@@ -112,6 +121,8 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
     similarity = np.zeros(n, np.float32)
     similarity_max = np.zeros(n, np.float32)
     recent_similarity = np.zeros(n, np.float32)
+    cooc = np.zeros(n, np.float32)
+    cooc_mean = np.zeros(n, np.float32)
     order = np.argsort(user_ids, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(user_ids[order])) + 1, n]
     for start, stop in zip(bounds[:-1], bounds[1:]):
@@ -135,12 +146,16 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
         similarity[idx] = sims.mean(axis=1)
         similarity_max[idx] = sims.max(axis=1)
         recent_similarity[idx] = sims[:, -recent_items:].mean(axis=1)
+        if ctx.cooccurrence is not None:
+            summed = np.asarray(ctx.cooccurrence[rows].sum(axis=0)).ravel()[item_rows[idx]]
+            cooc[idx] = summed
+            cooc_mean[idx] = summed / rows.size
     out.update({
         "user_log_count": np.log1p(counts), "user_mean_rating": means,
         "user_log_days_since_last": np.log1p(since), "user_is_cold": (counts == 0).astype(np.float32),
         "genre_affinity": affinity, "genre_affinity_max": affinity_max,
         "history_similarity": similarity, "history_similarity_max": similarity_max,
-        "recent_similarity": recent_similarity,
+        "recent_similarity": recent_similarity, "cooccurrence": cooc, "cooccurrence_mean": cooc_mean,
     })
     demo = ctx.users.lookup(user_ids) if ctx.users is not None else {}
     age = demo.get("age", np.full(n, np.nan, np.float32))
