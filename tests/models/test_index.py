@@ -17,7 +17,7 @@ import pytest
 
 import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf  # noqa: E402  (after movierec)
-from conftest import synthetic_events, synthetic_items
+from synthetic import synthetic_events, synthetic_items
 from movierec.errors import DataError, ParamsError
 from movierec.features import item_features
 from movierec.models.export import save_towers

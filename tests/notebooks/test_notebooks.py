@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import write_csv_dataset
+from synthetic import write_csv_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
