@@ -153,6 +153,7 @@ def stream_interactions(
         return
     read, parse, convert, invalid = arrow_options(names, types, delimiter, quoted, header_lines, BLOCK_SIZE)
     first_line = header_lines + 1
+    reader = None
     try:
         reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
         for batch in reader:
@@ -163,6 +164,10 @@ def stream_interactions(
             rest = itertools.islice(handle, first_line - 1, None)
             found = locate_bad_row(rest, first_line, names, types, delimiter, quoted)
         raise parse_error(path, found, invalid, 0, exc, first_line) from None
+    finally:
+        # stop the reader's read-ahead before the caller moves on (or the process exits)
+        if reader is not None:
+            reader.close()
 
 
 def parse_error(
