@@ -145,6 +145,14 @@ def cmd_bundle(args: argparse.Namespace, params: dict[str, Any]) -> None:
     print(f"bundle {manifest['version']} ({len(manifest['parts'])} parts) in {args.checkpoints}")
 
 
+def cmd_serve(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Serve the bundle over REST (settings from MOVIEREC_* environment variables)."""
+    from movierec.serving.server import serve
+
+    print(f"serving on http://{args.host}:{args.port} (docs: /docs); Ctrl-C stops", flush=True)
+    serve(args.host, args.port, args.workers, args.log_level)
+
+
 def cmd_report(args: argparse.Namespace, params: dict[str, Any]) -> None:
     """Print the table of the last evaluation from its metrics JSON."""
     from movierec.errors import DataError
@@ -228,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
     p.add_argument("--reports", default=str(paths.REPORTS_DIR))
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("serve", help="serve the bundle over REST (FastAPI + uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("report", help="print the table of the last evaluation (reports/metrics.json)")
     p.add_argument("--metrics", default=str(paths.REPORTS_DIR / "metrics.json"))

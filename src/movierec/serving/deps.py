@@ -1,0 +1,83 @@
+"""Dependencies the routes declare: the service state, the loaded recommender, the admin key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from movierec.serving.metrics import FALLBACKS, LATENCY, REQUESTS
+from movierec.serving.service import Recommender, Result, UserQuery
+from movierec.serving.state import ServiceState
+
+
+def get_state(request: Request) -> ServiceState:
+    """The application's shared state."""
+    return request.app.state.service
+
+
+def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> Recommender:
+    """The current recommender, or 503 while no bundle is loaded."""
+    current = state.recommender
+    if current is None:
+        raise HTTPException(503, detail=f"no bundle loaded: {state.not_ready_reason}")
+    return current
+
+
+def require_api_key(state: Annotated[ServiceState, Depends(get_state)],
+                    x_api_key: Annotated[str | None, Header()] = None) -> None:
+    """Admin routes need ``X-API-Key`` equal to ``MOVIEREC_API_KEY`` (and are off when it is unset)."""
+    expected = state.settings.api_key
+    if not expected:
+        raise HTTPException(403, detail="admin routes are disabled: set MOVIEREC_API_KEY")
+    if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+        raise HTTPException(401, detail="missing or wrong X-API-Key header")
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+Current = Annotated[Recommender, Depends(get_recommender)]
+
+
+def user_query(body: Any) -> UserQuery:
+    """The service's user description from a request body."""
+    feats = body.user_features
+    return UserQuery(user_id=body.user_id, history=list(body.history),
+                     age=feats.age if feats else None, gender=feats.gender if feats else None,
+                     occupation=feats.occupation if feats else None)
+
+
+def check_user(body: Any) -> None:
+    """A request must describe the user somehow."""
+    if body.user_id is None and not body.history:
+        raise HTTPException(422, detail=[{"loc": ["body", "user_id"], "type": "missing",
+                                          "msg": "give a user_id, a history of item ids, or both"}])
+
+
+def check_genres(rec: Recommender, genres: list[str] | None, loc: list[str]) -> None:
+    """Unknown genre names are a 422 that names them."""
+    unknown = [g for g in genres or [] if g not in rec.genres]
+    if unknown:
+        raise HTTPException(422, detail=[{"loc": loc + [genres.index(g)], "type": "value_error",
+                                          "msg": f"unknown genre '{g}'; known: {', '.join(rec.genres)}"}
+                                         for g in unknown])
+
+
+def record(state: ServiceState, endpoint: str, started: float, user_id: int | None, result: Result | None,
+           version: str | None) -> str:
+    """Metrics and the request log for one served request; returns the request id."""
+    request_id = uuid.uuid4().hex
+    elapsed = time.perf_counter() - started
+    REQUESTS.labels(endpoint=endpoint, status="200").inc()
+    LATENCY.labels(endpoint=endpoint, stage="total").observe(elapsed)
+    if result is not None:
+        for stage, seconds in result.stages.items():
+            LATENCY.labels(endpoint=endpoint, stage=stage).observe(seconds)
+        if result.is_fallback:
+            FALLBACKS.labels(reason=result.fallback_reason or "unknown").inc()
+        state.log.log(request_id, user_id, endpoint, version, result.item_ids, result.scores, elapsed * 1000,
+                      result.is_fallback, result.fallback_reason)
+    state.active.touch(user_id)
+    return request_id

@@ -1,0 +1,32 @@
+"""``/admin/reload``: load, validate and atomically swap in a new bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from movierec.serving.deps import State, require_api_key
+from movierec.serving.schemas import ReloadRequest, ReloadResponse
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
+
+
+@router.post("/reload", response_model=ReloadResponse, summary="Swap in a new bundle")
+def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
+    """Loads the bundle at ``path`` (default: the configured folder), checks its manifest and
+    runs smoke queries on every index and the ranker; only then swaps it in. On any failure
+    the current bundle keeps serving and the reply says why. Each worker process reloads
+    only itself: with several workers, restart them or call this once per worker."""
+    current = state.recommender.version if state.recommender else None
+    path = Path(body.path) if body and body.path else state.settings.bundle_dir
+    with state.reload_lock:
+        try:
+            candidate = state.load(path)
+            state.smoke_test(candidate)
+        except Exception as exc:  # noqa: BLE001 - every failure keeps the old bundle and is reported
+            return ReloadResponse(reloaded=False, model_version=current, reason=f"{type(exc).__name__}: {exc}")
+        previous = state.swap(candidate)
+    return ReloadResponse(reloaded=True, model_version=candidate.version, previous_version=previous,
+                          load_seconds=round(candidate.load_seconds, 3))

@@ -1,0 +1,50 @@
+"""``/api/v1/items/{item_id}``, ``/api/v1/items/{item_id}/similar`` and ``/api/v1/popular``."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+
+from movierec.serving.deps import Current, State, check_genres, record
+from movierec.serving.routes.recommend import scored
+from movierec.serving.schemas import MAX_ID, ItemListResponse, ItemResponse
+
+router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+ItemPath = Annotated[int, Path(ge=0, le=MAX_ID, description="a catalogue item id")]
+
+
+def _known(rec: Current, item_id: int) -> None:
+    if int(item_id) not in rec.row_of:
+        raise HTTPException(404, detail=f"item {item_id} is not in the catalogue of bundle {rec.version}")
+
+
+@router.get("/items/{item_id}", response_model=ItemResponse, summary="A catalogue item")
+def item(item_id: ItemPath, rec: Current) -> ItemResponse:
+    """Title, year, genres and interaction statistics of one item."""
+    _known(rec, item_id)
+    return ItemResponse(**rec.item(item_id))
+
+
+@router.get("/items/{item_id}/similar", response_model=ItemListResponse, summary="Items like this one")
+def similar(item_id: ItemPath, rec: Current, state: State, response: Response,
+            k: Annotated[int, Query(ge=1, le=1000)] = 10) -> ItemListResponse:
+    """Nearest items in the candidate tower's embedding space."""
+    started = time.perf_counter()
+    _known(rec, item_id)
+    result = rec.similar(item_id, k)
+    response.headers["X-Request-ID"] = record(state, "similar", started, None, result, rec.version)
+    return ItemListResponse(items=scored(rec, result), model_version=rec.version)
+
+
+@router.get("/popular", response_model=ItemListResponse, summary="Popular items")
+def popular(rec: Current, state: State, response: Response, k: Annotated[int, Query(ge=1, le=1000)] = 10,
+            genre: Annotated[str | None, Query(max_length=64)] = None) -> ItemListResponse:
+    """The most interacted-with items of the recent window (optionally of one genre)."""
+    started = time.perf_counter()
+    genres = [genre] if genre else None
+    check_genres(rec, genres, ["query", "genre"])
+    result = rec.popular(k, genres)
+    response.headers["X-Request-ID"] = record(state, "popular", started, None, result, rec.version)
+    return ItemListResponse(items=scored(rec, result), model_version=rec.version)

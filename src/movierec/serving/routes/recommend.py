@@ -1,0 +1,88 @@
+"""``/api/v1/retrieval``, ``/api/v1/ranking`` and ``/api/v1/recommendations``."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, HTTPException, Response
+
+from movierec.serving.deps import Current, State, check_genres, check_user, record, user_query
+from movierec.serving.schemas import (RankingRequest, RankingResponse, RecommendationRequest, RecommendationResponse,
+                                      RetrievalRequest, RetrievalResponse, ScoredItem)
+from movierec.serving.service import Recommender, Result
+
+router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+
+
+def scored(rec: Recommender, result: Result, ratings: list[float] | None = None) -> list[ScoredItem]:
+    """Response items with metadata."""
+    out = []
+    for n, (item, score) in enumerate(zip(result.item_ids, result.scores)):
+        meta = rec.item(item)
+        out.append(ScoredItem(item_id=item, score=score, title=meta["title"], year=meta["year"],
+                              genres=meta["genres"], rating=None if ratings is None else float(ratings[n])))
+    return out
+
+
+def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int) -> Result:
+    check_user(body)
+    filters = body.filters
+    check_genres(rec, filters.genres if filters else None, ["body", "filters", "genres"])
+    feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
+    return rec.retrieve(user_query(body), feedback, k, body.exclude_seen, filters.genres if filters else None,
+                        filters.year_min if filters else None, filters.year_max if filters else None,
+                        body.index or state.settings.default_index)
+
+
+@router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
+def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Response) -> RetrievalResponse:
+    """The top ``k`` items from the two-tower model through the chosen index; a user with
+    neither known events nor a history gets the popular list (``is_fallback``)."""
+    started = time.perf_counter()
+    result = _retrieve(rec, state, body, body.k)
+    response.headers["X-Request-ID"] = record(state, "retrieval", started, body.user_id, result, rec.version)
+    return RetrievalResponse(items=scored(rec, result), model_version=rec.version, index=result.index or "",
+                             is_fallback=result.is_fallback, fallback_reason=result.fallback_reason)
+
+
+@router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
+def ranking(body: RankingRequest, rec: Current, state: State, response: Response) -> RankingResponse:
+    """Candidates ordered by the ranker's interaction probability, with predicted ratings."""
+    started = time.perf_counter()
+    check_user(body)
+    unknown = [i for i in body.item_ids if int(i) not in rec.row_of]
+    if unknown:
+        raise HTTPException(422, detail=[{"loc": ["body", "item_ids"], "type": "value_error",
+                                          "msg": f"unknown item ids: {unknown[:20]}"}])
+    if len(set(body.item_ids)) != len(body.item_ids):
+        raise HTTPException(422, detail=[{"loc": ["body", "item_ids"], "type": "value_error",
+                                          "msg": "item_ids contains duplicates"}])
+    feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
+    stage = time.perf_counter()
+    result, ratings = rec.rank(user_query(body), feedback, list(body.item_ids))
+    result.stages["ranking"] = time.perf_counter() - stage
+    k = body.k or len(result.item_ids)
+    result = Result(result.item_ids[:k], result.scores[:k], stages=result.stages)
+    response.headers["X-Request-ID"] = record(state, "ranking", started, body.user_id, result, rec.version)
+    return RankingResponse(items=scored(rec, result, list(ratings[:k])), model_version=rec.version)
+
+
+@router.post("/recommendations", response_model=RecommendationResponse, summary="The whole chain in one call")
+def recommendations(body: RecommendationRequest, rec: Current, state: State, response: Response) -> RecommendationResponse:
+    """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
+    started = time.perf_counter()
+    candidates = _retrieve(rec, state, body, max(body.candidates, body.k))
+    result = candidates
+    if candidates.item_ids:
+        feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
+        stage = time.perf_counter()
+        ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids)
+        candidates.stages["ranking"] = time.perf_counter() - stage
+        ids, scores = ranked.item_ids, ranked.scores
+        if body.diversity > 0:
+            ids, scores = rec.diversify(ids, scores, body.k, body.diversity)
+        result = Result(ids[: body.k], scores[: body.k], candidates.is_fallback, candidates.fallback_reason,
+                        candidates.index, candidates.stages)
+    response.headers["X-Request-ID"] = record(state, "recommendations", started, body.user_id, result, rec.version)
+    return RecommendationResponse(items=scored(rec, result), model_version=rec.version, index=result.index or "",
+                                  is_fallback=result.is_fallback, fallback_reason=result.fallback_reason)

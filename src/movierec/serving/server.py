@@ -1,0 +1,43 @@
+"""``movierec serve``: check the bundle, then run uvicorn (one or several workers)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from movierec.errors import DataError
+from movierec.models.bundle import check_manifest
+from movierec.serving.settings import Settings
+
+
+def app_factory():  # noqa: ANN201 - uvicorn's factory hook
+    """The application, for ``uvicorn --factory`` (each worker builds its own)."""
+    from movierec.serving.app import create_app
+
+    return create_app()
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "warning") -> None:
+    """Refuse to start on a missing or corrupt bundle; otherwise serve until interrupted.
+
+    With several workers, Prometheus multiprocess mode is switched on with a fresh
+    ``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` adds up every worker.
+    """
+    settings = Settings()
+    check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
+    if not settings.interactions_path.exists():
+        raise DataError("missing; run `dvc repro` (or `make run`) first", path=settings.interactions_path)
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="movierec-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    import uvicorn
+
+    try:
+        uvicorn.run("movierec.serving.server:app_factory", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

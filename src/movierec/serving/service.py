@@ -1,0 +1,234 @@
+"""The loaded bundle and everything the endpoints do with it.
+
+A :class:`Recommender` is built once per bundle (at start-up or on reload) and is never
+modified afterwards, so swapping the service's current recommender for a new one is a
+single reference assignment. Per-request state (the user's feedback since training)
+comes from the event store on every call, so all worker processes agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from movierec.errors import DataError
+from movierec.models.bundle import check_manifest
+from movierec.models.export import LoadedRetrieval
+from movierec.models.faiss_index import load_faiss, search_faiss
+from movierec.models.inputs import UserDirectory, pad_ids, user_histories
+from movierec.models.ranking_export import load_ranker, predict_exported
+from movierec.models.ranking_features import RankingContext, pair_features
+from movierec.models.topk_export import load_topk
+
+INDEXES = ("scann", "faiss", "brute")
+
+
+@dataclass
+class UserQuery:
+    """Who is asking: an id, a history, or both, plus optional demographics."""
+
+    user_id: int | None = None
+    history: list[int] = field(default_factory=list)
+    age: float | None = None
+    gender: str | None = None
+    occupation: str | None = None
+
+
+@dataclass
+class Result:
+    """Ranked items with scores and how they were produced."""
+
+    item_ids: list[int]
+    scores: list[float]
+    is_fallback: bool = False
+    fallback_reason: str | None = None
+    index: str | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class Recommender:
+    """A loaded, validated bundle: towers, indexes, ranker, catalogue and known histories."""
+
+    def __init__(self, bundle_dir: Path, interactions_path: Path, users_path: Path):
+        start = time.perf_counter()
+        bundle_dir = Path(bundle_dir)
+        self.manifest = check_manifest(bundle_dir)
+        self.version = self.manifest["version"]
+        if not Path(interactions_path).exists():
+            raise DataError("the interactions the bundle was trained on are missing", path=interactions_path)
+        self.users = UserDirectory.from_table(pq.read_table(users_path)) if Path(users_path).exists() else None
+        self.retrieval = LoadedRetrieval(bundle_dir / "retrieval", self.users)
+        self.catalogue = self.retrieval.catalogue
+        self.item_embeddings = self.retrieval.embed_items()
+        events = pq.read_table(interactions_path, columns=["user_id", "item_id", "rating", "timestamp"])
+        self.histories = user_histories(events)
+        cut = int(np.max(events.column("timestamp").to_numpy())) + 1
+        self.context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut)
+        self.ranker = load_ranker(bundle_dir / "ranking")
+        self.scann = load_topk(bundle_dir / "retrieval" / "scann")
+        self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
+        self.query_inputs = list(self.retrieval.meta["query_inputs"])
+        self.history_len = int(self.retrieval.config["history_len"])
+        self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
+        self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
+        self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
+        self.n_users = len(self.histories)
+        self.load_seconds = time.perf_counter() - start
+        self.loaded_at = time.time()
+
+    # --- users -------------------------------------------------------------------------
+    def known_user(self, user_id: int | None) -> bool:
+        """Whether the bundle's data holds events of this user."""
+        return user_id is not None and int(user_id) in self.histories
+
+    def history_of(self, query: UserQuery, feedback: list[int]) -> list[int]:
+        """Known events, then the request's history, then feedback; known items only, deduplicated."""
+        base = self.histories.get(int(query.user_id), np.array([], np.int64)).tolist() if query.user_id is not None else []
+        merged = [i for i in base + list(query.history) + list(feedback) if int(i) in self.row_of]
+        return list(dict.fromkeys(merged))
+
+    def query_features(self, query: UserQuery, history: list[int]) -> dict[str, tf.Tensor]:
+        """Named query-tower inputs for one user."""
+        user_id = int(query.user_id) if query.user_id is not None else -1
+        demo = self.users.lookup(np.array([user_id])) if self.users is not None else {}
+        feats: dict[str, Any] = {"user_id": np.array([user_id], np.int64),
+                                 "history": pad_ids([np.array(history, np.int64)], self.history_len)}
+        age = query.age if query.age is not None else float(demo.get("age", np.array([np.nan]))[0])
+        feats["age"] = np.array([np.nan if age is None else age], np.float32)
+        for name in ("gender", "occupation"):
+            value = getattr(query, name) or str(demo.get(name, np.array([""], object))[0] or "")
+            feats[name] = np.array([value], object)
+        return {k: tf.constant(feats[k]) for k in self.query_inputs}
+
+    def embed(self, query: UserQuery, history: list[int]) -> np.ndarray:
+        """The query embedding."""
+        return self.retrieval.query(**self.query_features(query, history))["embedding"].numpy()[0]
+
+    # --- filters -------------------------------------------------------------------------
+    def allowed(self, rows: np.ndarray, genres: list[str] | None, year_min: int | None, year_max: int | None,
+                exclude: set[int]) -> np.ndarray:
+        """Mask of catalogue rows that pass the filters and are not excluded."""
+        ok = np.ones(rows.size, bool)
+        if genres:
+            wanted = set(genres)
+            ok &= np.array([bool(wanted.intersection(self.catalogue.genres[r])) for r in rows], bool)
+        if year_min is not None:
+            ok &= self.catalogue.year[rows] >= year_min
+        if year_max is not None:
+            ok &= self.catalogue.year[rows] <= year_max
+        if exclude:
+            ok &= ~np.isin(self.catalogue.item_id[rows], list(exclude))
+        return ok
+
+    # --- endpoints' work -------------------------------------------------------------------
+    def popular(self, k: int, genres: list[str] | None = None, year_min: int | None = None,
+                year_max: int | None = None, exclude: set[int] | None = None) -> Result:
+        """Most recent-popular items passing the filters."""
+        rows = self.popular_rows
+        rows = rows[self.allowed(rows, genres, year_min, year_max, exclude or set())][:k]
+        return Result(self.catalogue.item_id[rows].tolist(), self.catalogue.n_recent[rows].astype(float).tolist())
+
+    def retrieve(self, query: UserQuery, feedback: list[int], k: int, exclude_seen: bool, genres: list[str] | None,
+                 year_min: int | None, year_max: int | None, index: str) -> Result:
+        """Top-``k`` candidates; over-fetches and backfills so filters never shrink the list."""
+        history = self.history_of(query, feedback)
+        exclude = set(history) if exclude_seen else set()
+        if not history:
+            result = self.popular(k, genres, year_min, year_max, exclude)
+            reason = "unknown_user_no_history" if not self.known_user(query.user_id) else "no_history"
+            result.is_fallback, result.fallback_reason, result.index = True, reason, "popular"
+            return result
+        start = time.perf_counter()
+        feats = self.query_features(query, history)
+        embedding = self.retrieval.query(**feats)["embedding"].numpy()
+        rows: np.ndarray
+        if index == "scann":
+            out = self.scann(**feats)
+            ids = out["item_ids"].numpy()[0]
+            rows = np.array([self.row_of.get(int(i), -1) for i in ids if i >= 0], np.int64)
+            rows = rows[rows >= 0]
+        elif index == "faiss":
+            _, ids = search_faiss(self.faiss_index, self.faiss_ids, embedding, min(len(self.catalogue), k + len(exclude) + 50))
+            rows = np.array([self.row_of.get(int(i), -1) for i in ids[0] if i >= 0], np.int64)
+            rows = rows[rows >= 0]
+        else:
+            rows = np.argsort(-(self.item_embeddings @ embedding[0]), kind="stable")
+        stage_retrieval = time.perf_counter() - start
+        start = time.perf_counter()
+        rows = rows[self.allowed(rows, genres, year_min, year_max, exclude)]
+        if rows.size < k:  # backfill from the exact scores over the whole catalogue
+            everything = np.argsort(-(self.item_embeddings @ embedding[0]), kind="stable")
+            extra = everything[self.allowed(everything, genres, year_min, year_max, exclude)]
+            rows = np.concatenate([rows, extra[~np.isin(extra, rows)]])
+        rows = rows[:k]
+        scores = (self.item_embeddings[rows] @ embedding[0]).astype(float).tolist()
+        return Result(self.catalogue.item_id[rows].tolist(), scores, index=index,
+                      stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start})
+
+    def rank(self, query: UserQuery, feedback: list[int], item_ids: list[int]) -> tuple[Result, np.ndarray]:
+        """Score candidates with the ranker (best first); also returns the predicted ratings."""
+        history = self.history_of(query, feedback)
+        rows = np.array([self.row_of[int(i)] for i in item_ids], np.int64)
+        embedding = self.embed(query, history)
+        user = int(query.user_id) if query.user_id is not None else -1
+        ctx = self.context
+        if query.history or feedback:
+            ctx = RankingContext(ctx.catalogue, ctx.item_embeddings, {**ctx.histories, user: np.array(history)},
+                                 ctx.user_stats, ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence)
+        feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
+        self._override_demographics(feats, query)
+        scores, ratings = predict_exported(self.ranker, feats)
+        order = np.argsort(-scores, kind="stable")
+        return Result([int(item_ids[i]) for i in order], scores[order].astype(float).tolist()), ratings[order]
+
+    def _override_demographics(self, feats: dict[str, np.ndarray], query: UserQuery) -> None:
+        n = len(feats["gender"])
+        if query.gender:
+            feats["gender"] = np.full(n, query.gender, object)
+        if query.occupation:
+            feats["occupation"] = np.full(n, query.occupation, object)
+        if query.age is not None:
+            feats["user_age"] = np.full(n, (query.age - 30.0) / 12.0, np.float32)
+            feats["user_age_known"] = np.ones(n, np.float32)
+
+    def diversify(self, item_ids: list[int], scores: list[float], k: int, weight: float) -> tuple[list[int], list[float]]:
+        """Greedy maximal-marginal-relevance re-rank on genre overlap."""
+        genres = [set(g for g in self.catalogue.genres[self.row_of[i]] if g) for i in item_ids]
+        span = (max(scores) - min(scores)) or 1.0
+        rel = [(s - min(scores)) / span for s in scores]
+        chosen: list[int] = []
+        left = list(range(len(item_ids)))
+        while left and len(chosen) < k:
+            def value(i: int) -> float:
+                overlap = max((len(genres[i] & genres[j]) / max(len(genres[i] | genres[j]), 1) for j in chosen),
+                              default=0.0)
+                return (1 - weight) * rel[i] - weight * overlap
+            best = max(left, key=value)
+            chosen.append(best)
+            left.remove(best)
+        return [item_ids[i] for i in chosen], [scores[i] for i in chosen]
+
+    def similar(self, item_id: int, k: int) -> Result:
+        """Items whose candidate embeddings are closest to this item's."""
+        row = self.row_of[int(item_id)]
+        scores = self.item_embeddings @ self.item_embeddings[row]
+        scores[row] = -np.inf
+        rows = np.argsort(-scores, kind="stable")[:k]
+        return Result(self.catalogue.item_id[rows].tolist(), scores[rows].astype(float).tolist())
+
+    def item(self, item_id: int) -> dict[str, Any]:
+        """Metadata and statistics of a catalogue item."""
+        row = self.row_of[int(item_id)]
+        cat = self.catalogue
+        year = float(cat.year[row])
+        return {"item_id": int(item_id), "title": cat.titles[row] if cat.titles else "",
+                "year": int(year) if np.isfinite(year) else None,
+                "genres": [g for g in cat.genres[row] if g], "interactions": int(cat.n_interactions[row]),
+                "recent_interactions": int(cat.n_recent[row]),
+                "mean_rating": None if not np.isfinite(cat.mean_rating[row]) else round(float(cat.mean_rating[row]), 4)}

@@ -1,0 +1,62 @@
+"""The service's mutable state: the current recommender (swapped atomically), stores, metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from movierec.serving.metrics import ActiveUsers, set_bundle
+from movierec.serving.service import Recommender
+from movierec.serving.settings import Settings
+from movierec.serving.store import EventStore, RequestLog
+
+
+@dataclass
+class ServiceState:
+    """What the routes share. ``recommender`` is None until a bundle is loaded."""
+
+    settings: Settings
+    events: EventStore
+    log: RequestLog
+    recommender: Recommender | None = None
+    not_ready_reason: str | None = "starting"
+    active: ActiveUsers = field(default_factory=ActiveUsers)
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self, path: Any = None) -> Recommender:
+        """Build a recommender from ``path`` (or the configured bundle); does not swap it in."""
+        s = self.settings
+        return Recommender(path or s.bundle_dir, s.interactions_path, s.users_path)
+
+    def swap(self, new: Recommender) -> str | None:
+        """Make ``new`` the current recommender; return the previous version."""
+        previous = self.recommender.version if self.recommender is not None else None
+        self.recommender = new  # one reference assignment: requests see the old or the new, never a mix
+        self.not_ready_reason = None
+        set_bundle(new.version, new.load_seconds, previous)
+        return previous
+
+    def smoke_test(self, candidate: Recommender) -> None:
+        """Queries every path of a freshly loaded bundle; raises if any fails."""
+        from movierec.serving.service import UserQuery
+
+        some_user = next(iter(candidate.histories))
+        some_items = candidate.catalogue.item_id[:5].tolist()
+        for index in ("scann", "faiss", "brute"):
+            result = candidate.retrieve(UserQuery(user_id=some_user), [], 10, True, None, None, None, index)
+            if len(result.item_ids) != 10:
+                raise RuntimeError(f"smoke query on {index} returned {len(result.item_ids)} items, not 10")
+        cold = candidate.retrieve(UserQuery(user_id=None, history=some_items[:2]), [], 10, True, None, None, None,
+                                  "brute")
+        if cold.is_fallback:
+            raise RuntimeError("a user with a history got the popular fallback")
+        ranked, _ = candidate.rank(UserQuery(user_id=some_user), [], some_items)
+        if sorted(ranked.item_ids) != sorted(some_items):
+            raise RuntimeError("the ranker lost candidates")
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the current recommender was loaded."""
+        return time.time() - self.recommender.loaded_at if self.recommender else 0.0
