@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproje
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run test test-quick lint clean-data
+.PHONY: help install run pipeline serve test test-quick clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,10 +25,26 @@ $(STAMP): $(BIN)/python requirements.txt constraints.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv (if missing) and install the pinned stack
 
-run: install  ## fetch ML-100K, run the whole pipeline (dvc repro) and print the results table
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+run: install  ## fetch ML-100K, run the pipeline (dvc repro), print the results, then serve the API
 	$(BIN)/dvc repro
 	@echo
 	@$(BIN)/movierec report
+	@echo
+	@echo "Serving on http://$(HOST):$(PORT) (docs at /docs). Try, from another shell:"
+	@echo "  curl -s -X POST http://$(HOST):$(PORT)/api/v1/recommendations -H 'Content-Type: application/json' -d '{\"user_id\": 1, \"k\": 5}'"
+	@echo "Ctrl-C stops the server."
+	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+pipeline: install  ## run the pipeline only (dvc repro) and print the results table
+	$(BIN)/dvc repro
+	@$(BIN)/movierec report
+
+serve: install  ## serve the current bundle (after make run or make pipeline)
+	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: install  ## install what the tests need, then run every test (unit and integration)
 	$(BIN)/python -m pytest -q

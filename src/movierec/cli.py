@@ -153,6 +153,26 @@ def cmd_serve(args: argparse.Namespace, params: dict[str, Any]) -> None:
     serve(args.host, args.port, args.workers, args.log_level)
 
 
+def cmd_bench_serve(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Drive a running server on loopback with a bounded load and print latency percentiles."""
+    from movierec.serving.bench import run_bench
+
+    run_bench(args)
+
+
+def cmd_replay(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Evaluate a bundle offline on the logged requests and the feedback that followed them."""
+    from movierec.serving.replay import replay
+
+    report = replay(Path(args.database), Path(args.bundle) if args.bundle else None, args.k)
+    from movierec.io import write_json
+
+    if args.out:
+        write_json(args.out, report)
+    for key, value in report.items():
+        print(f"{key}: {value}")
+
+
 def cmd_report(args: argparse.Namespace, params: dict[str, Any]) -> None:
     """Print the table of the last evaluation from its metrics JSON."""
     from movierec.errors import DataError
@@ -243,6 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=cmd_serve)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
+    p = bench.add_parser("serve", help="bounded load on a running server: p50/p95/p99 and requests/s per endpoint")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="a loopback address of the running server")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--requests", type=int, default=2000, help="requests per endpoint (stops after this many)")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="time limit per endpoint")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(func=cmd_bench_serve)
+
+    p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
+    p.add_argument("--database", default="data/serving/movierec.sqlite", help="the service's SQLite file")
+    p.add_argument("--bundle", help="a bundle folder to re-score the logged requests with (default: only the logs)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--out", help="write the report as JSON here")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("report", help="print the table of the last evaluation (reports/metrics.json)")
     p.add_argument("--metrics", default=str(paths.REPORTS_DIR / "metrics.json"))
