@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproje
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install run pipeline serve test test-quick clean-data
+.PHONY: help install system-deps run pipeline serve test test-quick clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,14 @@ pipeline: install  ## run the pipeline only (dvc repro) and print the results ta
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: install  ## install what the tests need, then run every test (unit and integration)
+system-deps:  ## Debian packages the integration tests use (a real Prometheus server)
+	@if ! command -v prometheus >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	  else echo "note: install Prometheus (apt-get install prometheus) to run its integration test"; fi; \
+	fi
+
+test: install system-deps  ## install what the tests need, then run every test (unit and integration)
 	$(BIN)/python -m pytest -q
 
 test-quick: install  ## unit tests only
