@@ -1,0 +1,136 @@
+"""Builds a tiny but real served bundle (every pipeline step on a synthetic dataset) and its settings.
+
+Shared by the serving tests; imported by name (``from bundle_fixture import ...``), never as
+``conftest``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from synthetic import write_csv_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "test-key"
+
+STEPS: tuple[list[str], ...] = (
+    ["data", "fetch"],
+    ["data", "prepare"],
+    ["split"],
+    ["features"],
+    ["baselines"],
+    ["train", "retrieval"],
+    ["index", "build"],
+    ["train", "ranking"],
+    ["evaluate", "--recs", "data/recs/baselines", "data/recs/retrieval", "data/recs/ranking"],
+    ["bundle"],
+)
+
+
+@dataclass(frozen=True)
+class TinyProject:
+    """A project folder taken through the whole pipeline, and where its parts are."""
+
+    root: Path
+    params: dict[str, Any]
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def interactions(self) -> Path:
+        return self.root / "data" / "prepared" / "interactions.parquet"
+
+    @property
+    def users(self) -> Path:
+        return self.root / "data" / "prepared" / "users.parquet"
+
+    def env(self, database: Path, bundle_dir: Path | None = None, api_key: str = API_KEY) -> dict[str, str]:
+        """``MOVIEREC_*`` variables that point a server at this project."""
+        return {
+            "MOVIEREC_BUNDLE_DIR": str(bundle_dir or self.checkpoints),
+            "MOVIEREC_INTERACTIONS_PATH": str(self.interactions),
+            "MOVIEREC_USERS_PATH": str(self.users),
+            "MOVIEREC_DATABASE_PATH": str(database),
+            "MOVIEREC_API_KEY": api_key,
+        }
+
+
+def tiny_params(dataset: Path) -> dict[str, Any]:
+    """The repository's params.yaml, shrunk so every step takes seconds."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["data"]["source"] = str(dataset)
+    params["split"].update(valid_frac=0.15, test_frac=0.15)
+    params["baselines"]["most_popular"]["window_days"] = [None, 30]
+    params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
+    params["baselines"]["ease"]["l2"] = [10, 100]
+    params["baselines"]["biases"]["reg"] = [5]
+    params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
+                               ablation={})
+    params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5)
+    params["index"].update(eval_queries=100)
+    return params
+
+
+def build_tiny_project(base: Path) -> TinyProject:
+    """Run every pipeline step through ``movierec.cli.main`` in ``base/project``."""
+    from movierec.cli import main
+
+    project = base / "project"
+    project.mkdir(parents=True)
+    dataset = write_csv_dataset(base / "tiny-latest")
+    params = tiny_params(dataset)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    with chdir(project):
+        for argv in STEPS:
+            assert main(argv) == 0, f"movierec {' '.join(argv)} failed"
+    return TinyProject(project, params)
+
+
+def rebundle(project: TinyProject, target: Path, seed: int) -> Path:
+    """A copy of the bundle with a different version (same parts, params with another seed)."""
+    from movierec.cli import main
+
+    shutil.copytree(project.checkpoints, target)
+    params = {**project.params, "seed": seed}
+    params_file = target.parent / f"params-{seed}.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    with chdir(project.root):
+        assert main(["--params", str(params_file), "bundle", "--checkpoints", str(target)]) == 0
+    return target
+
+
+@contextlib.contextmanager
+def chdir(path: Path):  # noqa: ANN201
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
