@@ -7,6 +7,7 @@ Set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before starting the workers 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import OrderedDict
 
@@ -37,16 +38,19 @@ class ActiveUsers:
         self.window = window
         self.limit = limit
         self.seen: OrderedDict[int, float] = OrderedDict()
+        self._lock = threading.Lock()  # routes run in a thread pool
 
     def touch(self, user_id: int | None) -> None:
         """Record a request of ``user_id`` and update the gauge."""
         now = time.time()
-        if user_id is not None:
-            self.seen.pop(user_id, None)
-            self.seen[user_id] = now
-        while self.seen and (next(iter(self.seen.values())) < now - self.window or len(self.seen) > self.limit):
-            self.seen.popitem(last=False)
-        ACTIVE_USERS.set(len(self.seen))
+        with self._lock:
+            if user_id is not None:
+                self.seen.pop(user_id, None)
+                self.seen[user_id] = now
+            while self.seen and (next(iter(self.seen.values())) < now - self.window or len(self.seen) > self.limit):
+                self.seen.popitem(last=False)
+            count = len(self.seen)
+        ACTIVE_USERS.set(count)
 
 
 def set_bundle(version: str, load_seconds: float, previous: str | None = None) -> None:

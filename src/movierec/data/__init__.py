@@ -1,0 +1,1 @@
+"""The data layer: fetching datasets, parsing every GroupLens format, the canonical schema."""
