@@ -67,6 +67,15 @@ class TinyProject:
         }
 
 
+def make_settings(project: TinyProject, database: Path, **overrides: Any) -> Any:
+    """Settings pointing at ``project`` (explicit values: the environment is not read for these)."""
+    from movierec.serving.settings import Settings
+
+    values: dict[str, Any] = dict(bundle_dir=project.checkpoints, interactions_path=project.interactions,
+                                  users_path=project.users, database_path=database, api_key=API_KEY)
+    return Settings(**{**values, **overrides})
+
+
 def tiny_params(dataset: Path) -> dict[str, Any]:
     """The repository's params.yaml, shrunk so every step takes seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -134,3 +143,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:  # no
             return True
         time.sleep(interval)
     return False
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """``(labels, value)`` of every sample called ``name`` in a Prometheus exposition text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [(dict(s.labels), float(s.value)) for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == name]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
+    return sum(v for got, v in metric_samples(text, name) if all(got.get(k) == w for k, w in labels.items()))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from movierec import __version__
@@ -30,33 +36,59 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                return await self._refuse(scope, receive, send)
+        declared = any(name == b"content-length" and value.isdigit() and int(value) > self.limit
+                       for name, value in scope.get("headers", []))
         received = 0
 
         async def limited() -> dict:
+            # Raised where the route reads the body, so FastAPI answers 413 (an HTTPException)
+            # and the error is counted under the route's name like any other.
             nonlocal received
+            if declared:
+                raise _TooLarge(self.limit)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge()
+                    raise _TooLarge(self.limit)
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _TooLarge:
+        except _TooLarge:  # read outside a route (not expected): still a 413, never a 500
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        REQUESTS.labels(endpoint=scope.get("path", ""), status="413").inc()
         response = JSONResponse({"detail": f"request body over the {self.limit}-byte limit"}, status_code=413)
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, detail=f"request body over the {limit}-byte limit")
+
+
+def _printable(value: Any) -> Any:
+    """Non-finite floats as strings, so an echo of the input (``NaN``) is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
+
+
+class _EscapedJSON(JSONResponse):
+    """ASCII-escaped JSON: renders strings that are not valid UTF-8 (lone surrogates) too."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, robust to inputs it echoes back (``NaN``, ``Infinity``, lone surrogates)."""
+    return _EscapedJSON(status_code=422, content={"detail": _printable(jsonable_encoder(exc.errors()))})
 
 
 def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
@@ -89,14 +121,21 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
                               "filters, feedback and hot reload.")
     for module in (recommend, catalogue, feedback, admin, health):
         app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+
+    # Added first, so it runs inside count_errors: its 413s are counted like any other error, and
+    # it hands the route a receive that raises the 413 itself (not from within another middleware's
+    # task group, where it would surface as an exception group and become a 400)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def count_errors(request: Request, call_next):  # type: ignore[no-untyped-def]
         response = await call_next(request)
         if response.status_code >= 400:
             route = request.scope.get("route")
-            REQUESTS.labels(endpoint=getattr(route, "name", request.url.path), status=str(response.status_code)).inc()
+            # unmatched paths share one label: a scanner must not create a series per URL
+            REQUESTS.labels(endpoint=getattr(route, "name", None) or "unmatched",
+                            status=str(response.status_code)).inc()
         return response
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -33,7 +33,8 @@ def require_api_key(state: Annotated[ServiceState, Depends(get_state)],
     expected = state.settings.api_key
     if not expected:
         raise HTTPException(403, detail="admin routes are disabled: set MOVIEREC_API_KEY")
-    if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+    # bytes: compare_digest refuses non-ASCII str, and a header may hold any latin-1 text
+    if not x_api_key or not secrets.compare_digest(x_api_key.encode(), expected.encode("utf-8", "surrogateescape")):
         raise HTTPException(401, detail="missing or wrong X-API-Key header")
 
 
@@ -66,11 +67,11 @@ def check_genres(rec: Recommender, genres: list[str] | None, loc: list[str]) -> 
 
 
 def record(state: ServiceState, endpoint: str, started: float, user_id: int | None, result: Result | None,
-           version: str | None) -> str:
+           version: str | None, status: int = 200) -> str:
     """Metrics and the request log for one served request; returns the request id."""
     request_id = uuid.uuid4().hex
     elapsed = time.perf_counter() - started
-    REQUESTS.labels(endpoint=endpoint, status="200").inc()
+    REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
     LATENCY.labels(endpoint=endpoint, stage="total").observe(elapsed)
     if result is not None:
         for stage, seconds in result.stages.items():

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 ItemId = int
 MAX_ID = 2**62
+
+
+def _unicode(value: str) -> str:
+    """JSON can escape lone surrogates; they are not text, and TensorFlow cannot encode them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("not valid Unicode text") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
 
 
 class UserFeatures(BaseModel):
@@ -15,15 +27,15 @@ class UserFeatures(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     age: float | None = Field(None, ge=0, le=130)
-    gender: str | None = Field(None, max_length=32)
-    occupation: str | None = Field(None, max_length=64)
+    gender: Text | None = Field(None, max_length=32)
+    occupation: Text | None = Field(None, max_length=64)
 
 
 class Filters(BaseModel):
     """Business filters applied to candidates; results are backfilled to keep ``k``."""
 
     model_config = ConfigDict(extra="forbid")
-    genres: list[str] | None = Field(None, max_length=50, description="keep items with any of these genres")
+    genres: list[Text] | None = Field(None, max_length=50, description="keep items with any of these genres")
     year_min: int | None = Field(None, ge=1800, le=2200)
     year_max: int | None = Field(None, ge=1800, le=2200)
 
@@ -143,7 +155,7 @@ class ReloadRequest(BaseModel):
     """Where to load the next bundle from (default: the configured bundle folder)."""
 
     model_config = ConfigDict(extra="forbid")
-    path: str | None = Field(None, max_length=4096)
+    path: Text | None = Field(None, max_length=4096)
 
 
 class ReloadResponse(BaseModel):

@@ -69,7 +69,8 @@ class Recommender:
         events = pq.read_table(interactions_path, columns=["user_id", "item_id", "rating", "timestamp"])
         self.histories = user_histories(events)
         cut = int(np.max(events.column("timestamp").to_numpy())) + 1
-        self.context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut)
+        self.context = _ServingContext.of(
+            RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut))
         self.ranker = load_ranker(bundle_dir / "ranking")
         self.scann = load_topk(bundle_dir / "retrieval" / "scann")
         self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
@@ -79,6 +80,7 @@ class Recommender:
         self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
         self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
         self.n_users = len(self.histories)
+        self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 
@@ -167,7 +169,12 @@ class Recommender:
             extra = everything[self.allowed(everything, genres, year_min, year_max, exclude)]
             rows = np.concatenate([rows, extra[~np.isin(extra, rows)]])
         rows = rows[:k]
-        scores = (self.item_embeddings[rows] @ embedding[0]).astype(float).tolist()
+        # best first by the exact score returned: an approximate index's order, and backfilled
+        # items it missed, would otherwise put higher scores after lower ones
+        exact = self.item_embeddings[rows] @ embedding[0]
+        order = np.argsort(-exact, kind="stable")
+        rows = rows[order]
+        scores = exact[order].astype(float).tolist()
         return Result(self.catalogue.item_id[rows].tolist(), scores, index=index,
                       stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start})
 
@@ -179,8 +186,9 @@ class Recommender:
         user = int(query.user_id) if query.user_id is not None else -1
         ctx = self.context
         if query.history or feedback:
-            ctx = RankingContext(ctx.catalogue, ctx.item_embeddings, {**ctx.histories, user: np.array(history)},
-                                 ctx.user_stats, ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence)
+            # the pair features look up only this user's history, so a one-entry dict is enough
+            ctx = _ServingContext(ctx.catalogue, ctx.item_embeddings, {user: np.array(history)}, ctx.user_stats,
+                                  ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence, genres=ctx.genres_cached)
         feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
         self._override_demographics(feats, query)
         scores, ratings = predict_exported(self.ranker, feats)
@@ -218,17 +226,51 @@ class Recommender:
         """Items whose candidate embeddings are closest to this item's."""
         row = self.row_of[int(item_id)]
         scores = self.item_embeddings @ self.item_embeddings[row]
-        scores[row] = -np.inf
-        rows = np.argsort(-scores, kind="stable")[:k]
+        rows = np.argsort(-scores, kind="stable")
+        rows = rows[rows != row][:k]  # never the item itself, even when k reaches the catalogue size
         return Result(self.catalogue.item_id[rows].tolist(), scores[rows].astype(float).tolist())
 
     def item(self, item_id: int) -> dict[str, Any]:
-        """Metadata and statistics of a catalogue item."""
-        row = self.row_of[int(item_id)]
+        """Metadata and statistics of a catalogue item (a fresh dict: callers may change it)."""
+        meta = self._items[self.row_of[int(item_id)]]
+        return {**meta, "genres": list(meta["genres"])}
+
+    def _item_row(self, row: int) -> dict[str, Any]:
+        """Metadata and statistics of catalogue row ``row`` (computed once per bundle at load)."""
         cat = self.catalogue
+        item_id = int(cat.item_id[row])
         year = float(cat.year[row])
         return {"item_id": int(item_id), "title": cat.titles[row] if cat.titles else "",
                 "year": int(year) if np.isfinite(year) else None,
                 "genres": [g for g in cat.genres[row] if g], "interactions": int(cat.n_interactions[row]),
                 "recent_interactions": int(cat.n_recent[row]),
                 "mean_rating": None if not np.isfinite(cat.mean_rating[row]) else round(float(cat.mean_rating[row]), 4)}
+
+
+class _ServingContext(RankingContext):
+    """A :class:`RankingContext` whose genre matrix is built once.
+
+    The catalogue of a loaded bundle never changes, so the (items x genres) matrix the pair
+    features read on every ranking call is computed at load and shared (read-only) by
+    every request, instead of being rebuilt with a Python loop over the catalogue each time.
+    """
+
+    def __init__(self, *args: Any, genres: tuple[np.ndarray, list[str]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if genres is None:
+            matrix, names = RankingContext.genre_matrix(self)
+            matrix.setflags(write=False)
+            genres = (matrix, names)
+        self.genres_cached = genres
+
+    @classmethod
+    def of(cls, ctx: RankingContext) -> "_ServingContext":
+        """The same context, with its genre matrix cached."""
+        return cls(ctx.catalogue, ctx.item_embeddings, ctx.histories, ctx.user_stats, ctx.users, ctx.cut,
+                   ctx.global_mean, ctx.cooccurrence)
+
+    def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
+        """The cached matrix (read-only) and a copy of the genre names."""
+        matrix, names = self.genres_cached
+        return matrix, list(names)
+

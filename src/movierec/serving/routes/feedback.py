@@ -24,5 +24,5 @@ def feedback(body: FeedbackRequest, rec: Current, state: State) -> FeedbackRespo
                                           "msg": "a rating event needs a rating (0.5 to 5)"}])
     stamp = body.timestamp if body.timestamp is not None else int(time.time())
     event_id = state.events.add(body.user_id, body.item_id, body.rating, body.event, stamp)
-    record(state, "feedback", started, body.user_id, None, rec.version)
+    record(state, "feedback", started, body.user_id, None, rec.version, status=201)
     return FeedbackResponse(id=event_id, user_id=body.user_id, item_id=body.item_id, event=body.event)
