@@ -50,6 +50,7 @@ class Result:
     fallback_reason: str | None = None
     index: str | None = None
     stages: dict[str, float] = field(default_factory=dict)
+    embedding: np.ndarray | None = None  # the query embedding, reusable by the ranking stage
 
 
 class Recommender:
@@ -78,6 +79,7 @@ class Recommender:
         self.history_len = int(self.retrieval.config["history_len"])
         self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
         self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
+        self.genre_masks = {g: (self.catalogue.genres == g).any(axis=1) for g in self.genres}
         self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
         self.n_users = len(self.histories)
         self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
@@ -116,16 +118,21 @@ class Recommender:
     def allowed(self, rows: np.ndarray, genres: list[str] | None, year_min: int | None, year_max: int | None,
                 exclude: set[int]) -> np.ndarray:
         """Mask of catalogue rows that pass the filters and are not excluded."""
-        ok = np.ones(rows.size, bool)
+        return self.catalogue_mask(genres, year_min, year_max, exclude)[rows]
+
+    def catalogue_mask(self, genres: list[str] | None, year_min: int | None, year_max: int | None,
+                       exclude: set[int]) -> np.ndarray:
+        """Boolean mask over every catalogue row: passes the filters and is not excluded."""
+        ok = np.ones(len(self.catalogue), bool)
         if genres:
-            wanted = set(genres)
-            ok &= np.array([bool(wanted.intersection(self.catalogue.genres[r])) for r in rows], bool)
+            ok &= np.logical_or.reduce([self.genre_masks[g] for g in genres if g in self.genre_masks]
+                                       or [np.zeros(len(self.catalogue), bool)])
         if year_min is not None:
-            ok &= self.catalogue.year[rows] >= year_min
+            ok &= self.catalogue.year >= year_min
         if year_max is not None:
-            ok &= self.catalogue.year[rows] <= year_max
+            ok &= self.catalogue.year <= year_max
         if exclude:
-            ok &= ~np.isin(self.catalogue.item_id[rows], list(exclude))
+            ok[[self.row_of[i] for i in exclude if i in self.row_of]] = False
         return ok
 
     # --- endpoints' work -------------------------------------------------------------------
@@ -159,15 +166,18 @@ class Recommender:
             _, ids = search_faiss(self.faiss_index, self.faiss_ids, embedding, min(len(self.catalogue), k + len(exclude) + 50))
             rows = np.array([self.row_of.get(int(i), -1) for i in ids[0] if i >= 0], np.int64)
             rows = rows[rows >= 0]
-        else:
-            rows = np.argsort(-(self.item_embeddings @ embedding[0]), kind="stable")
+        else:  # brute force: the exact top-k below
+            rows = np.array([], np.int64)
         stage_retrieval = time.perf_counter() - start
         start = time.perf_counter()
-        rows = rows[self.allowed(rows, genres, year_min, year_max, exclude)]
+        mask = self.catalogue_mask(genres, year_min, year_max, exclude)
+        rows = rows[mask[rows]]
         if rows.size < k:  # backfill from the exact scores over the whole catalogue
-            everything = np.argsort(-(self.item_embeddings @ embedding[0]), kind="stable")
-            extra = everything[self.allowed(everything, genres, year_min, year_max, exclude)]
-            rows = np.concatenate([rows, extra[~np.isin(extra, rows)]])
+            scores_all = np.where(mask, self.item_embeddings @ embedding[0], -np.inf)
+            scores_all[rows] = -np.inf
+            take = min(k - rows.size, int(np.isfinite(scores_all).sum()))
+            if take > 0:
+                rows = np.concatenate([rows, np.argpartition(-scores_all, take - 1)[:take]])
         rows = rows[:k]
         # best first by the exact score returned: an approximate index's order, and backfilled
         # items it missed, would otherwise put higher scores after lower ones
@@ -176,13 +186,19 @@ class Recommender:
         rows = rows[order]
         scores = exact[order].astype(float).tolist()
         return Result(self.catalogue.item_id[rows].tolist(), scores, index=index,
-                      stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start})
+                      stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start},
+                      embedding=embedding[0])
 
-    def rank(self, query: UserQuery, feedback: list[int], item_ids: list[int]) -> tuple[Result, np.ndarray]:
-        """Score candidates with the ranker (best first); also returns the predicted ratings."""
+    def rank(self, query: UserQuery, feedback: list[int], item_ids: list[int],
+             embedding: np.ndarray | None = None) -> tuple[Result, np.ndarray]:
+        """Score candidates with the ranker (best first); also returns the predicted ratings.
+
+        ``embedding`` is the user's query embedding when the caller already has it (the chain).
+        """
         history = self.history_of(query, feedback)
         rows = np.array([self.row_of[int(i)] for i in item_ids], np.int64)
-        embedding = self.embed(query, history)
+        if embedding is None:
+            embedding = self.embed(query, history)
         user = int(query.user_id) if query.user_id is not None else -1
         ctx = self.context
         if query.history or feedback:

@@ -76,7 +76,7 @@ def recommendations(body: RecommendationRequest, rec: Current, state: State, res
     if candidates.item_ids:
         feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
         stage = time.perf_counter()
-        ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids)
+        ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids, candidates.embedding)
         candidates.stages["ranking"] = time.perf_counter() - stage
         ids, scores = ranked.item_ids, ranked.scores
         if body.diversity > 0:
