@@ -155,3 +155,28 @@ def test_serve_refuses_to_start_without_a_bundle(tiny_project: TinyProject, tmp_
     assert result.returncode != 0
     assert "manifest.json" in result.stderr, result.stderr[-2000:]
     assert time.monotonic() - started < 30, "a missing bundle should fail before anything heavy is loaded"
+
+
+def test_a_reload_on_one_worker_reaches_every_worker(server: Server, tiny_project: TinyProject,
+                                                     tmp_path: Path) -> None:
+    """The worker that takes /admin/reload records the bundle; the other loads it by itself."""
+    from bundle_fixture import API_KEY, rebundle
+
+    second = rebundle(tiny_project, tmp_path / "second", seed=987)
+    new_version = __import__("json").loads((second / "manifest.json").read_text())["version"]
+    reply = httpx.post(f"{server.url}/admin/reload", json={"path": str(second)}, headers={"X-API-Key": API_KEY},
+                       timeout=120).json()
+    assert reply["reloaded"] and reply["model_version"] == new_version, reply
+
+    def all_workers_moved() -> bool:
+        versions = set()
+        for _ in range(12):  # fresh connections: the kernel spreads them over both workers
+            try:
+                versions.add(httpx.get(f"{server.url}/ready", timeout=5).json()["model_version"])
+            except httpx.HTTPError:
+                return False
+        return versions == {new_version}
+
+    assert wait_until(all_workers_moved, 60), server.output()
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert f'model_bundle_info{{version="{new_version}"}} 1.0' in metrics

@@ -21,7 +21,7 @@ from movierec.serving.metrics import REQUESTS
 from movierec.serving.routes import admin, catalogue, feedback, health, recommend
 from movierec.serving.settings import Settings
 from movierec.serving.state import ServiceState
-from movierec.serving.store import EventStore, RequestLog
+from movierec.serving.store import BundlePointer, EventStore, RequestLog
 
 log = logging.getLogger("movierec.serving")
 
@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings, EventStore(settings.database_path),
-                             RequestLog(settings.database_path, settings.log_queue_size))
+                             RequestLog(settings.database_path, settings.log_queue_size),
+                             pointer=BundlePointer(settings.database_path))
         app.state.service = state
         if load:
             try:
@@ -112,9 +113,13 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
             except Exception as exc:  # noqa: BLE001 - reported by /ready, the service stays up
                 state.not_ready_reason = f"{type(exc).__name__}: {exc}"
                 log.error("bundle not loaded: %s", state.not_ready_reason)
+            state.sync_with_pointer()  # a worker started after a reload serves the reloaded bundle
+        state.follow_reloads(settings.reload_poll_seconds)
         yield
+        state.stop()
         state.log.close()
         state.events.close()
+        state.pointer.close()
 
     app = FastAPI(title="movierec", version=__version__, lifespan=lifespan,
                   description="Two-tower retrieval and pointwise ranking over MovieLens, with cold start, "

@@ -27,6 +27,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     """
     settings = Settings()
     check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
+    from movierec.serving.store import BundlePointer
+
+    pointer = BundlePointer(settings.database_path)
+    pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
+    pointer.close()
     if not settings.interactions_path.exists():
         raise DataError("missing; run `dvc repro` (or `make run`) first", path=settings.interactions_path)
     # One thread per library per worker: on a small machine BLAS, OpenMP (FAISS) and TensorFlow

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     candidates: int = 100
     log_queue_size: int = 10_000
+    reload_poll_seconds: float = 2.0  # how often a worker checks whether another worker reloaded
 
 
 def get_settings() -> Settings:

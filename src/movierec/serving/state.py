@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from typing import Any
 from movierec.serving.metrics import ActiveUsers, set_bundle
 from movierec.serving.service import Recommender
 from movierec.serving.settings import Settings
-from movierec.serving.store import EventStore, RequestLog
+from movierec.serving.store import BundlePointer, EventStore, RequestLog
+
+log = logging.getLogger("movierec.serving")
 
 
 @dataclass
@@ -22,8 +25,11 @@ class ServiceState:
     log: RequestLog
     recommender: Recommender | None = None
     not_ready_reason: str | None = "starting"
+    pointer: BundlePointer | None = None
     active: ActiveUsers = field(default_factory=ActiveUsers)
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    failed_version: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def load(self, path: Any = None) -> Recommender:
         """Build a recommender from ``path`` (or the configured bundle); does not swap it in."""
@@ -55,6 +61,46 @@ class ServiceState:
         ranked, _ = candidate.rank(UserQuery(user_id=some_user), [], some_items)
         if sorted(ranked.item_ids) != sorted(some_items):
             raise RuntimeError("the ranker lost candidates")
+
+    def follow_reloads(self, interval: float) -> threading.Thread:
+        """Poll the shared bundle pointer; when another worker reloaded, load and swap too.
+
+        With several uvicorn workers an admin reload reaches one process; it validates the
+        bundle, swaps it in and records it in the database. Every other worker sees the new
+        pointer within ``interval`` seconds and does the same (loading, smoke test, swap), so
+        all workers converge on the reloaded bundle, each keeping its old one on failure.
+        """
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.sync_with_pointer()
+                except Exception as exc:  # noqa: BLE001 - a poller must never die
+                    log.error("following a reload failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="reload-follower", daemon=True)
+        thread.start()
+        return thread
+
+    def sync_with_pointer(self) -> bool:
+        """Load the pointed-to bundle if it differs from the current one; True when swapped."""
+        target = self.pointer.get() if self.pointer is not None else None
+        current = self.recommender.version if self.recommender is not None else None
+        if target is None or target[1] in (current, self.failed_version):
+            return False
+        with self.reload_lock:
+            try:
+                candidate = self.load(target[0])
+                self.smoke_test(candidate)
+            except Exception as exc:  # noqa: BLE001 - keep serving the current bundle
+                self.failed_version = target[1]
+                log.error("bundle %s from %s not loaded: %s", target[1], target[0], exc)
+                return False
+            self.swap(candidate)
+        return True
+
+    def stop(self) -> None:
+        """Stop the reload follower."""
+        self._stop.set()
 
     @property
     def uptime(self) -> float:

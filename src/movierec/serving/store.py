@@ -26,6 +26,12 @@ CREATE TABLE IF NOT EXISTS feedback (
     timestamp INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_user ON feedback (user_id, timestamp);
+CREATE TABLE IF NOT EXISTS bundle_pointer (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    path TEXT NOT NULL,
+    version TEXT NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS request_logs (
     request_id TEXT PRIMARY KEY,
     time REAL NOT NULL,
@@ -151,6 +157,35 @@ class RequestLog:
         """Drain the queue and stop the writer."""
         self.queue.put(None)
         self._thread.join(timeout=10)
+        self._conn.close()
+
+
+class BundlePointer:
+    """The bundle every worker should serve, after an admin reload (one row, shared by workers)."""
+
+    def __init__(self, path: Path):
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+
+    def set(self, bundle_path: str, version: str) -> None:
+        """Point every worker at ``bundle_path`` (already validated by the caller)."""
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO bundle_pointer VALUES (1, ?, ?, ?)",
+                               (bundle_path, version, time.time()))
+
+    def get(self) -> tuple[str, str] | None:
+        """``(path, version)`` of the requested bundle, or None when no reload happened."""
+        with self._lock:
+            row = self._conn.execute("SELECT path, version FROM bundle_pointer WHERE id = 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def clear(self) -> None:
+        """Forget earlier reloads (a fresh start serves the configured bundle)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM bundle_pointer")
+
+    def close(self) -> None:
+        """Close the connection."""
         self._conn.close()
 
 

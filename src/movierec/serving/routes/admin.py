@@ -17,8 +17,9 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
     """Loads the bundle at ``path`` (default: the configured folder), checks its manifest and
     runs smoke queries on every index and the ranker; only then swaps it in. On any failure
-    the current bundle keeps serving and the reply says why. Each worker process reloads
-    only itself: with several workers, restart them or call this once per worker."""
+    the current bundle keeps serving and the reply says why. With several workers, the one
+    that answers records the bundle in the service database and the others load it within
+    ``MOVIEREC_RELOAD_POLL_SECONDS`` (each keeps its old bundle if the load fails)."""
     current = state.recommender.version if state.recommender else None
     path = Path(body.path) if body and body.path else state.settings.bundle_dir
     with state.reload_lock:
@@ -28,5 +29,7 @@ def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
         except Exception as exc:  # noqa: BLE001 - every failure keeps the old bundle and is reported
             return ReloadResponse(reloaded=False, model_version=current, reason=f"{type(exc).__name__}: {exc}")
         previous = state.swap(candidate)
+        if state.pointer is not None:  # the other workers follow within reload_poll_seconds
+            state.pointer.set(str(Path(path).resolve()), candidate.version)
     return ReloadResponse(reloaded=True, model_version=candidate.version, previous_version=previous,
                           load_seconds=round(candidate.load_seconds, 3))
