@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     interactions_path: Path = Path("data/prepared/interactions.parquet")
     users_path: Path = Path("data/prepared/users.parquet")
     database_path: Path = Path("data/serving/movierec.sqlite")
-    default_index: str = "scann"
+    default_index: str = "faiss"  # measured fastest here, and the most accurate against brute force
     api_key: str = ""  # empty: the admin routes are disabled
     max_body_bytes: int = 64 * 1024
     candidates: int = 100
