@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,3 +158,15 @@ def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 def metric_value(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
     return sum(v for got, v in metric_samples(text, name) if all(got.get(k) == w for k, w in labels.items()))
+
+
+def stop_process_group(process: subprocess.Popen) -> int:
+    """SIGTERM to a server's process group (uvicorn stops its workers), SIGKILL if it hangs."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    return process.returncode

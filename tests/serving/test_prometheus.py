@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bundle_fixture import TinyProject, free_port, wait_until
+from bundle_fixture import TinyProject, free_port, stop_process_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -26,15 +25,6 @@ def _prometheus() -> str:
             pytest.fail("prometheus is not installed (make test installs it: apt-get install prometheus)")
         pytest.skip("prometheus is not installed; `make test` installs it")
     return binary
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_prometheus_scrapes_the_service(tiny_project: TinyProject, tmp_path: Path) -> None:
@@ -87,5 +77,5 @@ def test_prometheus_scrapes_the_service(tiny_project: TinyProject, tmp_path: Pat
         rules = httpx.get(f"{prom_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert {r["name"] for g in rules for r in g["rules"]} >= {"MovierecServerErrors", "MovierecHighP99Latency"}
     finally:
-        _stop(prom)
-        _stop(api)
+        stop_process_group(prom)
+        stop_process_group(api)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bundle_fixture import TinyProject, free_port, metric_value, wait_until
+from bundle_fixture import TinyProject, free_port, metric_value, stop_process_group, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,16 +43,7 @@ def _command(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port), "--workers", str(workers)]
 
 
-def _stop(process: subprocess.Popen) -> int:
-    """SIGTERM to the server's process group (uvicorn stops its workers), SIGKILL if it hangs."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    return process.returncode
+_stop = stop_process_group
 
 
 def _group_alive(pgid: int) -> bool:
