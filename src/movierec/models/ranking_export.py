@@ -38,6 +38,7 @@ def save_ranker(fitted: Any, out_dir: Path, extra: dict[str, Any] | None = None)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = _RankerModule(fitted.model)
     tf.saved_model.save(module, str(out_dir / "pointwise"), signatures={"serving_default": module.signature})
+    save_ranker_weights(fitted.model, out_dir)
     meta = {
         "inputs": {n: {"dtype": s.dtype.name, "shape": [None]} for n, s in ranker_signature().items()},
         "outputs": {"score": "probability that the user interacts", "rating": "predicted rating"},
@@ -56,3 +57,65 @@ def predict_exported(signature: Any, features: dict[str, np.ndarray]) -> tuple[n
     """Scores and ratings from an exported ranker for a dict of feature columns."""
     out = signature(**{n: tf.constant(features[n]) for n in ranker_signature()})
     return out["score"].numpy(), out["rating"].numpy()
+
+
+WEIGHTS_FILE = "weights.npz"
+
+
+def save_ranker_weights(model: Any, out_dir: Path) -> None:
+    """Write the ranker's parameters as plain arrays (``weights.npz``) for a NumPy fast path.
+
+    The SavedModel stays the contract; servers check that :class:`NumpyRanker` gives the
+    SavedModel's outputs before using it.
+    """
+    arrays: dict[str, np.ndarray] = {"means": model.means.numpy(), "stds": model.stds.numpy()}
+    for name in CATEGORICAL_FEATURES:
+        arrays[f"vocab_{name}"] = np.array(model.lookups[name].get_vocabulary(), dtype=str)
+        arrays[f"embed_{name}"] = model.embeds[name].embeddings.numpy()
+    for prefix, layers in (("trunk", model.trunk.layers), ("click", [model.click]), ("rating", model.rating.layers)):
+        for i, layer in enumerate(layers):
+            kernel, bias = layer.get_weights()
+            arrays[f"{prefix}_{i}_kernel"], arrays[f"{prefix}_{i}_bias"] = kernel, bias
+    np.savez(Path(out_dir) / WEIGHTS_FILE, **arrays)
+
+
+class NumpyRanker:
+    """The ranker's forward pass in NumPy: the same MLP without TensorFlow's per-call overhead."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.means, self.stds = arrays["means"], arrays["stds"]
+        self.vocab = {n: {v: i for i, v in enumerate(arrays[f"vocab_{n}"].tolist())} for n in CATEGORICAL_FEATURES}
+        self.embed = {n: arrays[f"embed_{n}"] for n in CATEGORICAL_FEATURES}
+
+        def layers(prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+            count = sum(1 for k in arrays if k.startswith(f"{prefix}_") and k.endswith("_kernel"))
+            return [(arrays[f"{prefix}_{i}_kernel"], arrays[f"{prefix}_{i}_bias"]) for i in range(count)]
+
+        self.trunk, self.click, self.rating = layers("trunk"), layers("click"), layers("rating")
+
+    @classmethod
+    def load(cls, directory: Path) -> "NumpyRanker | None":
+        """The fast path of an exported ranker, or None when the export has no weights file."""
+        path = Path(directory) / WEIGHTS_FILE
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return cls({k: data[k] for k in data.files})
+
+    def predict(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Interaction probabilities and ratings, as the SavedModel's ``score`` and ``rating``."""
+        dense = np.stack([np.asarray(features[n], np.float32) for n in DENSE_FEATURES], axis=1)
+        parts = [(dense - self.means) / self.stds]
+        for name in CATEGORICAL_FEATURES:
+            vocab = self.vocab[name]
+            index = np.array([vocab.get(str(v), 0) for v in features[name]], np.int64)
+            parts.append(self.embed[name][index])
+        hidden = np.concatenate(parts, axis=1)
+        for kernel, bias in self.trunk:
+            hidden = np.maximum(hidden @ kernel + bias, 0.0)
+        logit = (hidden @ self.click[0][0] + self.click[0][1])[:, 0]
+        r = np.maximum(hidden @ self.rating[0][0] + self.rating[0][1], 0.0)
+        r = (r @ self.rating[1][0] + self.rating[1][1])[:, 0]
+        prior = 0.5 * (np.asarray(features["user_mean_rating"], np.float32)
+                       + np.asarray(features["item_mean_rating"], np.float32))
+        return 1.0 / (1.0 + np.exp(-logit)), prior + r

@@ -63,6 +63,27 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class CountErrors:
+    """Counts every 4xx/5xx response by route name (pure ASGI: no per-request task or copy)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def watch(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                route = scope.get("route")
+                # unmatched paths share one label: a scanner must not create a series per URL
+                REQUESTS.labels(endpoint=getattr(route, "name", None) or "unmatched",
+                                status=str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, watch)
+
+
 class _TooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, detail=f"request body over the {limit}-byte limit")
@@ -128,19 +149,9 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
-    # Added first, so it runs inside count_errors: its 413s are counted like any other error, and
-    # it hands the route a receive that raises the 413 itself (not from within another middleware's
-    # task group, where it would surface as an exception group and become a 400)
+    # Added first, so it runs inside CountErrors: its 413s are counted like any other error, and
+    # it hands the route a receive that raises the 413 itself (as an HTTP error the app renders)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    @app.middleware("http")
-    async def count_errors(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if response.status_code >= 400:
-            route = request.scope.get("route")
-            # unmatched paths share one label: a scanner must not create a series per URL
-            REQUESTS.labels(endpoint=getattr(route, "name", None) or "unmatched",
-                            status=str(response.status_code)).inc()
-        return response
+    app.add_middleware(CountErrors)
 
     return app

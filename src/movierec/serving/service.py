@@ -22,7 +22,7 @@ from movierec.models.bundle import check_manifest
 from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
 from movierec.models.inputs import UserDirectory, pad_ids, user_histories
-from movierec.models.ranking_export import load_ranker, predict_exported
+from movierec.models.ranking_export import NumpyRanker, load_ranker, predict_exported
 from movierec.models.ranking_features import RankingContext, pair_features
 from movierec.models.topk_export import load_topk
 
@@ -83,6 +83,7 @@ class Recommender:
         self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
         self.n_users = len(self.histories)
         self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
+        self.fast_ranker = self._checked_fast_ranker(bundle_dir / "ranking")
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 
@@ -207,9 +208,33 @@ class Recommender:
                                   ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence, genres=ctx.genres_cached)
         feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
         self._override_demographics(feats, query)
-        scores, ratings = predict_exported(self.ranker, feats)
+        scores, ratings = self.predict(feats)
         order = np.argsort(-scores, kind="stable")
         return Result([int(item_ids[i]) for i in order], scores[order].astype(float).tolist()), ratings[order]
+
+    def predict(self, feats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The ranker's scores and ratings: the checked NumPy fast path, else the SavedModel."""
+        if self.fast_ranker is not None:
+            return self.fast_ranker.predict(feats)
+        return predict_exported(self.ranker, feats)
+
+    def _checked_fast_ranker(self, directory: Path) -> NumpyRanker | None:
+        """The NumPy forward pass, used only if it reproduces the SavedModel on real pairs."""
+        fast = NumpyRanker.load(directory)
+        if fast is None or not self.histories:
+            return None
+        user = next(iter(self.histories))
+        rows = np.arange(min(50, len(self.catalogue)))
+        history = self.histories[user].tolist()
+        embedding = self.embed(UserQuery(user_id=user), [i for i in history if i in self.row_of])
+        feats = pair_features(self.context, np.full(rows.size, user, np.int64), rows,
+                              np.repeat(embedding[None, :], rows.size, 0))
+        feats["gender"][::2] = "not-a-known-value"  # the out-of-vocabulary path too
+        want_scores, want_ratings = predict_exported(self.ranker, feats)
+        got_scores, got_ratings = fast.predict(feats)
+        if np.allclose(got_scores, want_scores, atol=1e-5) and np.allclose(got_ratings, want_ratings, atol=1e-4):
+            return fast
+        return None
 
     def _override_demographics(self, feats: dict[str, np.ndarray], query: UserQuery) -> None:
         n = len(feats["gender"])

@@ -24,11 +24,15 @@ def scored(rec: Recommender, result: Result, ratings: list[float] | None = None)
     return out
 
 
-def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int) -> Result:
+def _feedback(state: State, user_id: int | None) -> list[int]:
+    """The user's feedback items since the bundle was trained (read per request: every worker agrees)."""
+    return state.events.items_of(user_id) if user_id is not None else []
+
+
+def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, feedback: list[int]) -> Result:
     check_user(body)
     filters = body.filters
     check_genres(rec, filters.genres if filters else None, ["body", "filters", "genres"])
-    feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
     return rec.retrieve(user_query(body), feedback, k, body.exclude_seen, filters.genres if filters else None,
                         filters.year_min if filters else None, filters.year_max if filters else None,
                         body.index or state.settings.default_index)
@@ -39,7 +43,7 @@ def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Resp
     """The top ``k`` items from the two-tower model through the chosen index; a user with
     neither known events nor a history gets the popular list (``is_fallback``)."""
     started = time.perf_counter()
-    result = _retrieve(rec, state, body, body.k)
+    result = _retrieve(rec, state, body, body.k, _feedback(state, body.user_id))
     response.headers["X-Request-ID"] = record(state, "retrieval", started, body.user_id, result, rec.version)
     return RetrievalResponse(items=scored(rec, result), model_version=rec.version, index=result.index or "",
                              is_fallback=result.is_fallback, fallback_reason=result.fallback_reason)
@@ -57,7 +61,7 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
     if len(set(body.item_ids)) != len(body.item_ids):
         raise HTTPException(422, detail=[{"loc": ["body", "item_ids"], "type": "value_error",
                                           "msg": "item_ids contains duplicates"}])
-    feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
+    feedback = _feedback(state, body.user_id)
     stage = time.perf_counter()
     result, ratings = rec.rank(user_query(body), feedback, list(body.item_ids))
     result.stages["ranking"] = time.perf_counter() - stage
@@ -71,10 +75,10 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
 def recommendations(body: RecommendationRequest, rec: Current, state: State, response: Response) -> RecommendationResponse:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
     started = time.perf_counter()
-    candidates = _retrieve(rec, state, body, max(body.candidates, body.k))
+    feedback = _feedback(state, body.user_id)
+    candidates = _retrieve(rec, state, body, max(body.candidates, body.k), feedback)
     result = candidates
     if candidates.item_ids:
-        feedback = state.events.items_of(body.user_id) if body.user_id is not None else []
         stage = time.perf_counter()
         ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids, candidates.embedding)
         candidates.stages["ranking"] = time.perf_counter() - stage
