@@ -80,6 +80,9 @@ def save_towers(fitted: Any, out_dir: Path, widths: dict[str, int]) -> dict[str,
                               (CANDIDATE_DIR, fitted.model.candidate_tower, cspec)):
         module = _Exportable(tower, spec)
         tf.saved_model.save(module, str(out_dir / name), signatures={"serving_default": module.signature})
+    from movierec.models.fast_towers import save_query_weights
+
+    save_query_weights(fitted.model.query_tower, out_dir / QUERY_DIR)  # NumPy fast path for servers
     pq.write_table(fitted.catalogue.to_table(), out_dir / CATALOGUE_FILE)
     meta = {"vocab": fitted.vocab, "config": fitted.config, CATALOGUE_WIDTHS_KEY: widths,
             "query_inputs": _spec_json(qspec), "candidate_inputs": _spec_json(cspec),

@@ -21,6 +21,7 @@ from movierec.errors import DataError
 from movierec.models.bundle import check_manifest
 from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
+from movierec.models.fast_towers import NumpyQueryTower
 from movierec.models.inputs import UserDirectory, pad_ids, user_histories
 from movierec.models.ranking_export import NumpyRanker, load_ranker, predict_exported
 from movierec.models.ranking_features import RankingContext, pair_features
@@ -77,6 +78,8 @@ class Recommender:
         self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
         self.query_inputs = list(self.retrieval.meta["query_inputs"])
         self.history_len = int(self.retrieval.config["history_len"])
+        self.fast_query = None
+        self.fast_query = self._checked_fast_query(bundle_dir / "retrieval" / "query_tower")
         self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
         self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
         self.genre_masks = {g: (self.catalogue.genres == g).any(axis=1) for g in self.genres}
@@ -99,7 +102,11 @@ class Recommender:
         return list(dict.fromkeys(merged))
 
     def query_features(self, query: UserQuery, history: list[int]) -> dict[str, tf.Tensor]:
-        """Named query-tower inputs for one user."""
+        """Named query-tower inputs for one user, as tensors."""
+        return {k: tf.constant(v) for k, v in self.query_arrays(query, history).items()}
+
+    def query_arrays(self, query: UserQuery, history: list[int]) -> dict[str, np.ndarray]:
+        """Named query-tower inputs for one user, as arrays."""
         user_id = int(query.user_id) if query.user_id is not None else -1
         demo = self.users.lookup(np.array([user_id])) if self.users is not None else {}
         feats: dict[str, Any] = {"user_id": np.array([user_id], np.int64),
@@ -109,11 +116,30 @@ class Recommender:
         for name in ("gender", "occupation"):
             value = getattr(query, name) or str(demo.get(name, np.array([""], object))[0] or "")
             feats[name] = np.array([value], object)
-        return {k: tf.constant(feats[k]) for k in self.query_inputs}
+        return {k: feats[k] for k in self.query_inputs}
 
     def embed(self, query: UserQuery, history: list[int]) -> np.ndarray:
-        """The query embedding."""
-        return self.retrieval.query(**self.query_features(query, history))["embedding"].numpy()[0]
+        """The query embedding (the checked NumPy fast path when available)."""
+        arrays = self.query_arrays(query, history)
+        if self.fast_query is not None:
+            return self.fast_query(arrays)[0]
+        return self.retrieval.query(**{k: tf.constant(v) for k, v in arrays.items()})["embedding"].numpy()[0]
+
+    def _checked_fast_query(self, directory: Path) -> NumpyQueryTower | None:
+        """The NumPy query tower, used only if it reproduces the SavedModel's embeddings."""
+        fast = NumpyQueryTower.load(directory)
+        if fast is None:
+            return None
+        users = list(self.histories)[:20]
+        cases = [(UserQuery(user_id=u), self.histories[u].tolist()) for u in users]
+        cases += [(UserQuery(user_id=None, history=[], gender="x", age=200.0), self.catalogue.item_id[:3].tolist()),
+                  (UserQuery(user_id=987654321), [])]
+        for query, history in cases:
+            arrays = self.query_arrays(query, history)
+            want = self.retrieval.query(**{k: tf.constant(v) for k, v in arrays.items()})["embedding"].numpy()
+            if not np.allclose(fast(arrays), want, atol=1e-5):
+                return None
+        return fast
 
     # --- filters -------------------------------------------------------------------------
     def allowed(self, rows: np.ndarray, genres: list[str] | None, year_min: int | None, year_max: int | None,
@@ -155,11 +181,10 @@ class Recommender:
             result.is_fallback, result.fallback_reason, result.index = True, reason, "popular"
             return result
         start = time.perf_counter()
-        feats = self.query_features(query, history)
-        embedding = self.retrieval.query(**feats)["embedding"].numpy()
+        embedding = self.embed(query, history)[None, :]
         rows: np.ndarray
         if index == "scann":
-            out = self.scann(**feats)
+            out = self.scann(**self.query_features(query, history))
             ids = out["item_ids"].numpy()[0]
             rows = np.array([self.row_of.get(int(i), -1) for i in ids if i >= 0], np.int64)
             rows = rows[rows >= 0]
