@@ -14,12 +14,14 @@ from movierec.serving.service import Recommender, Result, UserQuery
 from movierec.serving.state import ServiceState
 
 
-def get_state(request: Request) -> ServiceState:
+# The dependencies are ``async``: they only read a reference, and a sync dependency would
+# cost every request a trip through the thread pool before the endpoint's own.
+async def get_state(request: Request) -> ServiceState:
     """The application's shared state."""
     return request.app.state.service
 
 
-def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> Recommender:
+async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> Recommender:
     """The current recommender, or 503 while no bundle is loaded."""
     current = state.recommender
     if current is None:
@@ -27,7 +29,7 @@ def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) -> Recom
     return current
 
 
-def require_api_key(state: Annotated[ServiceState, Depends(get_state)],
+async def require_api_key(state: Annotated[ServiceState, Depends(get_state)],
                     x_api_key: Annotated[str | None, Header()] = None) -> None:
     """Admin routes need ``X-API-Key`` equal to ``MOVIEREC_API_KEY`` (and are off when it is unset)."""
     expected = state.settings.api_key
