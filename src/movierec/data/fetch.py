@@ -14,7 +14,6 @@ Raw files are written once and never modified afterwards; later steps read them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -224,9 +223,3 @@ def _copy_local(directory: Path, target: Path) -> dict:
             shutil.copy2(path, tmp / path.name)
     return {"kind": "local", "name": target.name, "path": str(directory), "format": fmt,
             "files": {p.name: sha256_of(target / p.name) for p in files}}
-
-
-def describe(raw_root: Path, name: str) -> dict:
-    """Return the provenance record written beside ``raw_root/<name>/``."""
-    path = Path(raw_root) / f"{name}.source.json"
-    return json.loads(path.read_text()) if path.exists() else {}
