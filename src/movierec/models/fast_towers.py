@@ -34,6 +34,20 @@ def save_query_weights(tower: Any, out_dir: Path) -> None:
     np.savez(Path(out_dir) / QUERY_WEIGHTS, **arrays)
 
 
+def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of an ``.npz`` file, or None when the file does not exist."""
+    if not Path(path).exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def dense_layers(arrays: dict[str, np.ndarray], prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(kernel, bias)`` pairs saved as ``<prefix>_<i>_kernel`` / ``<prefix>_<i>_bias``."""
+    count = sum(1 for k in arrays if k.startswith(f"{prefix}_") and k.endswith("_kernel"))
+    return [(arrays[f"{prefix}_{i}_kernel"], arrays[f"{prefix}_{i}_bias"]) for i in range(count)]
+
+
 def _masked_mean(emb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     weights = mask.astype(emb.dtype)[..., None]
     return (emb * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
@@ -53,17 +67,13 @@ class NumpyQueryTower:
         self.cat_vocab = {n: {v: i for i, v in enumerate(a[f"vocab_{n}"].tolist())}
                           for n in self.demographics if n != "age"}
         self.cat_embed = {n: a[f"embed_{n}"] for n in self.cat_vocab}
-        count = sum(1 for k in a if k.startswith("hidden_") and k.endswith("_kernel"))
-        self.hidden = [(a[f"hidden_{i}_kernel"], a[f"hidden_{i}_bias"]) for i in range(count)]
+        self.hidden = dense_layers(a, "hidden")
 
     @classmethod
     def load(cls, directory: Path) -> "NumpyQueryTower | None":
         """From an export folder, or None when it has no weights file."""
-        path = Path(directory) / QUERY_WEIGHTS
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return cls({k: data[k] for k in data.files})
+        arrays = load_arrays(Path(directory) / QUERY_WEIGHTS)
+        return None if arrays is None else cls(arrays)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Embeddings for a batch of named query inputs (the SavedModel's input names)."""

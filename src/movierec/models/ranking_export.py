@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from movierec.models.fast_towers import dense_layers, load_arrays
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
 
 RANKER_META = "ranker.json"
@@ -87,20 +88,13 @@ class NumpyRanker:
         self.vocab = {n: {v: i for i, v in enumerate(arrays[f"vocab_{n}"].tolist())} for n in CATEGORICAL_FEATURES}
         self.embed = {n: arrays[f"embed_{n}"] for n in CATEGORICAL_FEATURES}
 
-        def layers(prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
-            count = sum(1 for k in arrays if k.startswith(f"{prefix}_") and k.endswith("_kernel"))
-            return [(arrays[f"{prefix}_{i}_kernel"], arrays[f"{prefix}_{i}_bias"]) for i in range(count)]
-
-        self.trunk, self.click, self.rating = layers("trunk"), layers("click"), layers("rating")
+        self.trunk, self.click, self.rating = (dense_layers(arrays, p) for p in ("trunk", "click", "rating"))
 
     @classmethod
     def load(cls, directory: Path) -> "NumpyRanker | None":
         """The fast path of an exported ranker, or None when the export has no weights file."""
-        path = Path(directory) / WEIGHTS_FILE
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return cls({k: data[k] for k in data.files})
+        arrays = load_arrays(Path(directory) / WEIGHTS_FILE)
+        return None if arrays is None else cls(arrays)
 
     def predict(self, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Interaction probabilities and ratings, as the SavedModel's ``score`` and ``rating``."""
