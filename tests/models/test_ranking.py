@@ -13,7 +13,7 @@ import pytest
 
 from movierec.models.inputs import user_histories
 from movierec.models.ranking import candidate_rows, fit_ranker, rerank, training_pairs
-from movierec.models.ranking_export import predict_exported, save_ranker
+from movierec.models.ranking_export import save_ranker
 from movierec.models.ranking_features import DENSE_FEATURES, RankingContext, pair_features
 
 RANKER = {"hidden_units": [16], "learning_rate": 0.01, "batch_size": 128, "epochs": 4, "rating_weight": 0.2}

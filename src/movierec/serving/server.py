@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 from movierec.errors import DataError
 from movierec.models.bundle import check_manifest
