@@ -50,5 +50,5 @@ def test_cli_chain_on_a_local_dataset(project: Path, csv_dataset: Path, capsys: 
                  ["split"], ["features"]):
         assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "prepared" in out and "split (temporal)" in out and "features for test" in out
+    assert "prepared" in out and "split (user_temporal)" in out and "features for test" in out
     assert (project / "reports" / "split.json").exists()

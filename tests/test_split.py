@@ -82,3 +82,52 @@ def test_bad_parameters_are_named(prepared_dir: Path, tmp_path: Path, bad: dict)
 def test_missing_input_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="interactions.parquet"):
         split(tmp_path, tmp_path / "split", TEMPORAL)
+
+
+USER_TEMPORAL = {"method": "user_temporal", "valid_frac": 0.1, "test_frac": 0.2, "min_events": 5}
+
+
+def test_user_temporal_holds_out_each_users_latest_events(prepared_dir: Path, tmp_path: Path) -> None:
+    report = split(prepared_dir, tmp_path / "split", USER_TEMPORAL)
+    parts = _parts(tmp_path / "split")
+    events = pq.read_table(prepared_dir / "interactions.parquet").to_pandas()
+    sizes = events.groupby("user_id").size()
+    frames = {p: t.to_pandas() for p, t in parts.items()}
+    assert sum(len(f) for f in frames.values()) == len(events)
+    for user, n in sizes.items():
+        got = {p: f[f.user_id == user] for p, f in frames.items()}
+        if n < 5:
+            assert len(got["valid"]) == 0 and len(got["test"]) == 0
+            continue
+        assert len(got["test"]) == max(1, round(0.2 * n))
+        assert len(got["valid"]) == max(1, round(0.1 * n))
+        # the user's own events keep their time order across the parts
+        assert got["train"].timestamp.max() <= got["valid"].timestamp.min()
+        assert got["valid"].timestamp.max() <= got["test"].timestamp.min()
+    assert report["method"] == "user_temporal" and report["test_cold_users_share"] == 0.0
+
+
+def test_user_temporal_counts_rounding_and_minimum() -> None:
+    from movierec.split import user_temporal_counts
+
+    n_test, n_valid = user_temporal_counts(np.array([3, 4, 5, 10, 11, 100]), 0.1, 0.2, 5)
+    assert n_test.tolist() == [0, 0, 1, 2, 2, 20]
+    assert n_valid.tolist() == [0, 0, 1, 1, 1, 10]
+
+
+def test_method_params_flattens_the_nested_section() -> None:
+    from movierec.split import method_params
+
+    section = {"method": "user_temporal", "user_temporal": {"test_frac": 0.2}, "temporal": {"test_frac": 0.1}}
+    assert method_params(section) == {"method": "user_temporal", "test_frac": 0.2}
+    assert method_params(section, "temporal") == {"method": "temporal", "test_frac": 0.1}
+    with pytest.raises(ParamsError, match="split.temporal"):
+        method_params({"temporal": 3}, "temporal")
+
+
+def test_user_temporal_rejects_bad_settings(prepared_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="min_events"):
+        split(prepared_dir, tmp_path / "split", {**USER_TEMPORAL, "min_events": 2})
+    with pytest.raises(ParamsError, match="below 1"):
+        split(prepared_dir, tmp_path / "split", {**USER_TEMPORAL, "valid_frac": 0.5, "test_frac": 0.5})
+    assert not (tmp_path / "split").exists()

@@ -42,12 +42,24 @@ def cmd_prepare(args: argparse.Namespace, params: dict[str, Any]) -> None:
           f"{summary.get('items')} items ({summary.get('format')}) into {args.out}")
 
 
+def cmd_synth(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Write a synthetic MovieLens-shaped dataset (ml-latest CSV layout)."""
+    from movierec.data.synth import SynthConfig, write_synthetic
+
+    config = SynthConfig(users=args.users, items=args.items, events=args.events, seed=args.seed)
+    out = Path(args.out) if args.out else paths.SYNTH_DIR / f"synth-u{args.users}-i{args.items}-e{args.events}-s{args.seed}"
+    summary = write_synthetic(out, config)
+    print(f"wrote SYNTHETIC data to {out}: {summary['ratings']} ratings, {summary['users']} users, "
+          f"{summary['items']} items, {summary['tags']} tags ({summary['clusters']} taste clusters)")
+    print(f"use it with: data.source: {out} in params.yaml, or `movierec data fetch --source {out}`")
+
+
 def cmd_split(args: argparse.Namespace, params: dict[str, Any]) -> None:
     """Split interactions into train/valid/test."""
     from movierec.io import write_json
-    from movierec.split import split
+    from movierec.split import method_params, split
 
-    report = split(Path(args.prepared), Path(args.out), get(params, "split"))
+    report = split(Path(args.prepared), Path(args.out), method_params(get(params, "split"), args.method))
     write_json(args.report, report)
     print(f"split ({report['method']}): train {report['train_interactions']}, valid {report['valid_interactions']}, "
           f"test {report['test_interactions']}; cold test users {report['test_cold_users_share']:.1%}, "
@@ -203,11 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-dir", default=str(paths.RAW_DIR), help="raw data root (default: %(default)s)")
     p.add_argument("--out", default=str(paths.PREPARED_DIR), help="output folder (default: %(default)s)")
     p.set_defaults(func=cmd_prepare)
+    p = data.add_parser("synth", help="write a SYNTHETIC MovieLens-shaped dataset (ml-latest CSV layout) with "
+                                      "long tails, genres, tags, time order and drifting tastes")
+    p.add_argument("--users", type=int, default=5000, help="number of users (default: %(default)s)")
+    p.add_argument("--items", type=int, default=16820, help="catalogue size (default: %(default)s, 10x ML-100K)")
+    p.add_argument("--events", type=int, default=500_000, help="ratings to generate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--out", help="output folder (default: data/synth/synth-u<U>-i<I>-e<N>-s<S>)")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("split", help="split interactions into train/valid/test (params: split)")
     p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
     p.add_argument("--out", default=str(paths.SPLIT_DIR))
     p.add_argument("--report", default=str(paths.REPORTS_DIR / "split.json"), help="split metrics JSON")
+    p.add_argument("--method", choices=["user_temporal", "temporal", "leave_last_n"],
+                   help="split method (default: split.method in params.yaml)")
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("features", help="user, item and history features from the known past (params: features)")

@@ -17,6 +17,7 @@ RAW_DIR = DATA_DIR / "raw"
 PREPARED_DIR = DATA_DIR / "prepared"
 SPLIT_DIR = DATA_DIR / "split"
 FEATURES_DIR = DATA_DIR / "features"
+SYNTH_DIR = DATA_DIR / "synth"
 RECS_DIR = DATA_DIR / "recs"
 BASELINE_RECS_DIR = RECS_DIR / "baselines"
 

@@ -121,3 +121,59 @@ def test_bias_baseline_beats_the_mean_and_falls_back_for_unknowns() -> None:
     rmse_mean = np.sqrt(np.mean((ratings[:3000].mean() - ratings[3000:]) ** 2))
     assert rmse < 0.5 * rmse_mean
     assert model.predict(np.array([999]), np.array([999]))[0] == pytest.approx(model.mean_)
+
+
+def test_ease_shares_one_eigendecomposition_across_l2_and_matches_the_inverse() -> None:
+    from movierec.baselines.ease import GramEigen
+
+    rng = np.random.default_rng(1)
+    pairs = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 30, 200), rng.integers(0, 12, 200))})
+    data = _data(pairs)
+    eigen = GramEigen.from_data(data, max_items=100)
+    x = data.matrix.toarray().astype(float)
+    for l2 in (0.5, 5.0, 50.0):
+        p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+        b = np.eye(x.shape[1]) - p / np.diag(p)[None, :]
+        np.fill_diagonal(b, 0.0)
+        model = EASE(l2=l2).fit(data, eigen=eigen)
+        assert model.eigen_ is eigen
+        assert np.allclose(model.score(data.matrix), x @ b, atol=1e-4)
+        assert np.allclose(model.weights_, b, atol=1e-5)
+
+
+def test_recency_weighted_ease_weights_the_users_recent_items() -> None:
+    # user 1 touched 10, then 11, then 12; item 13 co-occurs with 10 (old), item 14 with 12 (recent)
+    pairs = [(1, 10), (1, 11), (1, 12)] + [(u, 10) for u in (2, 3, 4)] + [(u, 13) for u in (2, 3, 4)] \
+        + [(u, 12) for u in (5, 6)] + [(u, 14) for u in (5, 6)] + [(7, 11)]
+    data = _data(pairs)
+    recency = data.recency_rows(np.array([1]))
+    row = dict(zip(data.items.ids[recency.indices].tolist(), recency.data.tolist()))
+    assert row == {12: 1.0, 11: 2.0, 10: 3.0}  # 1 + events before the user's last one
+    plain = EASE(l2=0.5).fit(data)
+    recent = EASE(l2=0.5, recency_tau=0.5).fit(data, eigen=plain.eigen_)
+    assert recent.uses_recency and not plain.uses_recency
+    col = {i: j for j, i in enumerate(data.items.ids.tolist())}
+    p_scores, r_scores = plain.score(data.matrix[:1])[0], recent.score(recency)[0]
+    # the recent-item neighbour gains on the old-item neighbour once recency counts
+    assert r_scores[col[14]] - r_scores[col[13]] > p_scores[col[14]] - p_scores[col[13]]
+    assert r_scores[col[14]] > r_scores[col[13]]
+
+
+def test_ease_from_the_users_side_when_items_outnumber_users() -> None:
+    """With fewer users than items, the eigenpairs come from XXᵀ; scores still match the inverse."""
+    from movierec.baselines.ease import GramEigen
+
+    rng = np.random.default_rng(5)
+    pairs = sorted({(int(u), int(i)) for u, i in zip(rng.integers(0, 6, 60), rng.integers(0, 25, 60))})
+    data = _data(pairs)
+    assert data.matrix.shape[0] < data.matrix.shape[1]
+    eigen = GramEigen.from_data(data, max_items=100)
+    assert eigen.vectors.shape[1] <= data.matrix.shape[0]  # only the non-zero eigenpairs
+    x = data.matrix.toarray().astype(float)
+    for l2 in (1.0, 30.0):
+        p = np.linalg.inv(x.T @ x + l2 * np.eye(x.shape[1]))
+        b = np.eye(x.shape[1]) - p / np.diag(p)[None, :]
+        np.fill_diagonal(b, 0.0)
+        model = EASE(l2=l2).fit(data, eigen=eigen)
+        assert np.allclose(model.score(data.matrix), x @ b, atol=1e-5)
+        assert np.allclose(model.weights_, b, atol=1e-5)

@@ -20,6 +20,7 @@ PARAMS = {
     "most_popular": {"window_days": [None, 30]},
     "item_knn": {"neighbours": [5, 20], "shrink": [0]},
     "ease": {"l2": [1, 10, 100], "max_items": 1000},
+    "ease_recency": {"l2": [1, 10], "recency_tau": [2, 20], "max_items": 1000},
     "biases": {"reg": [1, 10]},
 }
 
@@ -44,7 +45,8 @@ def test_baselines_choose_from_their_grid_and_write_full_lists(pipeline: dict[st
     best = max(r["metrics"]["ndcg@10"] for r in report["ease"]["grid"])
     assert report["ease"]["validation"]["ndcg@10"] == best
     test_users = set(pq.read_table(pipeline["split"] / "test.parquet").column("user_id").to_pylist())
-    for name in ("most_popular", "item_knn", "ease"):
+    assert report["ease_recency"]["chosen"]["recency_tau"] in (2, 20)
+    for name in ("most_popular", "item_knn", "ease", "ease_recency"):
         table = pq.read_table(pipeline["recs"] / f"{name}.parquet")
         assert set(table.column("user_id").to_pylist()) <= test_users
         assert all(len(lst) == 10 for lst in table.column("item_ids").to_pylist())
@@ -66,7 +68,11 @@ def test_evaluate_scores_every_system_and_personal_models_beat_random(pipeline: 
     result = evaluate(pipeline["split"], pipeline["features"], [pipeline["recs"], random_dir],
                       tmp_path / "metrics.json", tmp_path / "plots", {"ks": [5, 10], "min_rating": None})
     systems = result["systems"]
-    assert set(systems) == {"most_popular", "item_knn", "ease", "random"}
+    assert set(systems) == {"most_popular", "item_knn", "ease", "ease_recency", "random"}
+    # a paired comparison of every system with EASE, and the random system loses clearly
+    vs_ease = result["comparisons"]["ease"]["random"]["ndcg@5"]
+    assert vs_ease["ratio"] < 1.0 and vs_ease["low"] <= vs_ease["ratio"] <= vs_ease["high"]
+    assert result["comparisons"]["best_baseline"]["random"]["ndcg@5"]["baseline"] in result["baselines"]
     warm = ~np.isnan([systems["ease"].get("warm", {}).get("ndcg@10", np.nan)])
     assert warm.all()
     assert systems["ease"]["warm"]["ndcg@10"] > systems["random"]["warm"]["ndcg@10"]
@@ -76,4 +82,4 @@ def test_evaluate_scores_every_system_and_personal_models_beat_random(pipeline: 
     assert (tmp_path / "plots" / "metrics_at_k.csv").read_text().startswith("system,k,recall,ndcg")
     assert (tmp_path / "plots" / "metrics_at_k.png").stat().st_size > 1000
     table = format_table(json.loads((tmp_path / "metrics.json").read_text()))
-    assert "ease" in table and "recall@10" in table
+    assert "ease" in table and "recall@10" in table and "95% CI" in table

@@ -32,9 +32,9 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(csv_dataset)
-    params["split"].update(valid_frac=0.15, test_frac=0.15)
     params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
     params["baselines"]["ease"]["l2"] = [10, 100]
+    params["baselines"]["ease_recency"].update(l2=[10, 100], recency_tau=[3, 30])
     params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
                                ablation={"id_only": params["retrieval"]["ablation"]["id_only"], "plus_logq": {}})
     params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5)
@@ -56,8 +56,11 @@ def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, 
                   "train_ranking", "evaluate", "bundle"):
         assert f"Running stage '{stage}'" in out.stdout
     metrics = json.loads((path / "reports" / "metrics.json").read_text())
-    assert set(metrics["systems"]) == {"most_popular", "item_knn", "ease", "retrieval", "chain"}
-    assert set(metrics["bars"]) >= {"retrieval_recall@100_vs_ease", "chain_ndcg@10_over_ease"}
+    assert set(metrics["systems"]) == {"most_popular", "item_knn", "ease", "ease_recency", "retrieval", "chain"}
+    assert set(metrics["bars"]) >= {"retrieval_recall@100_over_best_baseline", "chain_ndcg@10_over_ease",
+                                    "chain_ndcg@10_over_best_baseline"}
+    low, high = (metrics["systems"]["chain"]["interval"]["ndcg@10"][k] for k in ("low", "high"))
+    assert low <= metrics["systems"]["chain"]["all"]["ndcg@10"] <= high
     manifest = json.loads((path / "checkpoints" / "manifest.json").read_text())
     assert manifest["version"] and manifest["parts"]["ranking/pointwise"]
     for part in ("retrieval/query_tower", "retrieval/scann", "retrieval/faiss/index.faiss", "ranking/pointwise"):
@@ -65,7 +68,7 @@ def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, 
     assert metrics["systems"]["ease"]["all"]["recall@10"] > 0
     assert "ease" in out.stdout and "recall@10" in out.stdout  # the printed table
     split_report = json.loads((path / "reports" / "split.json").read_text())
-    assert split_report["train_time_max"] < split_report["valid_time_min"]
+    assert split_report["method"] == "user_temporal" and split_report["test_cold_users_share"] == 0
     assert (path / "dvc.lock").exists()
 
     # nothing changed: nothing re-runs

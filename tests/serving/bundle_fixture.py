@@ -82,10 +82,10 @@ def tiny_params(dataset: Path) -> dict[str, Any]:
     """The repository's params.yaml, shrunk so every step takes seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["data"]["source"] = str(dataset)
-    params["split"].update(valid_frac=0.15, test_frac=0.15)
     params["baselines"]["most_popular"]["window_days"] = [None, 30]
     params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
     params["baselines"]["ease"]["l2"] = [10, 100]
+    params["baselines"]["ease_recency"].update(l2=[10], recency_tau=[3, 30])
     params["baselines"]["biases"]["reg"] = [5]
     params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
                                ablation={})

@@ -1,6 +1,24 @@
-"""EASE: the closed-form shallow autoencoder of Steck (2019)."""
+"""EASE (Steck 2019), plain and with the user's row weighted by recency.
+
+Both variants share one eigendecomposition, so tuning λ over a grid costs one
+decomposition plus one scoring pass per value, instead of one dense inversion per value.
+With the Gram matrix ``G = XᵀX = V diag(s) Vᵀ`` over its ``r`` non-zero eigenpairs
+(``V`` is ``n × r``), the precision at ``λ`` is
+
+    ``P = (G + λI)⁻¹ = V diag(1/(s + λ) - 1/λ) Vᵀ + I/λ``
+
+and the EASE weights are ``B = I - P diag(1 / diag(P))``, whose diagonal is zero by
+construction. A user row ``x`` is scored as ``x B = x - (x P) / diag(P)`` without forming
+``B`` or ``P``. When there are fewer users than items, the eigenpairs come from the
+smaller ``XXᵀ = Q diag(s) Qᵀ`` with ``V = XᵀQ diag(s^-1/2)``, so a catalogue of tens of
+thousands of items costs a decomposition of the users' side only. (A full dense
+eigendecomposition is many times slower than an inversion of the same size on a CPU;
+this is what makes sharing it pay.)
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -8,44 +26,134 @@ import scipy.sparse as sp
 
 from movierec.data.matrix import InteractionMatrix
 
+_RANK_TOL = 1e-9  # eigenvalues below this share of the largest are treated as zero
+
+
+@dataclass(frozen=True)
+class GramEigen:
+    """The non-zero eigenpairs of the (capped) catalogue's Gram matrix ``XᵀX``.
+
+    Attributes:
+        values: eigenvalues ``s`` (positive), shape ``(r,)``.
+        vectors: orthonormal eigenvectors ``V``, shape ``(n, r)``.
+        kept: catalogue indices of the items the decomposition covers (the ``max_items``
+            most popular, sorted).
+        n_items: size of the whole catalogue.
+    """
+
+    values: np.ndarray
+    vectors: np.ndarray
+    kept: np.ndarray
+    n_items: int
+
+    @classmethod
+    def from_data(cls, data: InteractionMatrix, max_items: int) -> "GramEigen":
+        """Decompose ``XᵀX`` over the ``max_items`` most popular items of ``data``."""
+        counts = data.item_counts()
+        kept = np.sort(np.argsort(-counts, kind="stable")[:max_items])
+        x = data.matrix[:, kept].tocsr()
+        n_users, n = x.shape
+        dtype = np.float64 if min(n, n_users) <= 8_000 else np.float32
+        if n <= n_users:
+            gram = (x.T @ x).toarray().astype(dtype)
+            values, vectors = scipy.linalg.eigh(gram, overwrite_a=True, check_finite=False, driver="evd")
+        else:
+            outer = (x @ x.T).toarray().astype(dtype)
+            values, q = scipy.linalg.eigh(outer, overwrite_a=True, check_finite=False, driver="evd")
+            keep = values > _RANK_TOL * max(float(values.max(initial=0.0)), 1.0)
+            values, q = values[keep], q[:, keep]
+            vectors = np.asarray(x.T.astype(dtype) @ q) / np.sqrt(values)[None, :]
+        keep = values > _RANK_TOL * max(float(values.max(initial=0.0)), 1.0)
+        return cls(values[keep], np.ascontiguousarray(vectors[:, keep]), kept, data.n_items)
+
+    def correction(self, l2: float) -> np.ndarray:
+        """``1/(s + λ) - 1/λ``: the eigen-part of the precision beyond ``I/λ``."""
+        return 1.0 / (self.values + float(l2)) - 1.0 / float(l2)
+
+    def precision_diagonal(self, l2: float) -> np.ndarray:
+        """``diag(P)`` at ``λ``."""
+        return (self.vectors**2) @ self.correction(l2) + 1.0 / float(l2)
+
+    def precision_rows(self, x: np.ndarray, l2: float) -> np.ndarray:
+        """``x P`` for dense user rows ``x`` over the kept items."""
+        return ((x @ self.vectors) * self.correction(l2)) @ self.vectors.T + x / float(l2)
+
+    def weights(self, l2: float) -> np.ndarray:
+        """The dense EASE matrix ``B`` at ``λ`` (float32), for export."""
+        precision = (self.vectors * self.correction(l2)) @ self.vectors.T
+        precision[np.diag_indices_from(precision)] += 1.0 / float(l2)
+        weights = -precision / np.diag(precision)[None, :]
+        weights[np.diag_indices_from(weights)] = 0.0
+        return weights.astype(np.float32)
+
+
+def recency_weights(events_back: np.ndarray, tau: float | None) -> np.ndarray:
+    """Weight ``exp(-n / τ)`` of an item ``n`` events before the user's last one (1 when τ is None)."""
+    if tau is None:
+        return np.ones_like(events_back, dtype=np.float64)
+    return np.exp(-np.asarray(events_back, dtype=np.float64) / float(tau))
+
 
 class EASE:
     """Embarrassingly Shallow AutoEncoder (Steck, WWW 2019).
 
     Learns an item-item weight matrix B with a zero diagonal minimising
-    ``||X - XB||² + λ||B||²``. The solution is closed-form: with
-    ``P = (XᵀX + λI)⁻¹``, ``B = I - P · diag(1 / diag(P))``, diagonal then zeroed.
-    The cost is one dense inversion of an items-by-items matrix, so the catalogue is
-    capped at the ``max_items`` most popular items (others are never recommended).
+    ``||X - XB||² + λ||B||²``, in closed form from the Gram matrix's eigendecomposition
+    (see the module docstring). The catalogue is capped at the ``max_items`` most
+    popular items (others are never recommended).
+
+    With ``recency_tau`` set, B is the same but a user's row is weighted at scoring time:
+    an item ``n`` events before the user's last one counts ``exp(-n / τ)``, so the
+    recent past dominates the reconstruction. The history rows it scores then carry
+    ``1 + n`` as values (see :meth:`movierec.evaluation.protocol.EvalSet.recency`).
     """
 
     name = "ease"
 
-    def __init__(self, l2: float = 500.0, max_items: int = 20_000):
-        self.l2 = l2
-        self.max_items = max_items
-        self.weights_: np.ndarray | None = None
-        self.kept_: np.ndarray | None = None
+    def __init__(self, l2: float = 500.0, max_items: int = 20_000, recency_tau: float | None = None):
+        self.l2 = float(l2)
+        self.max_items = int(max_items)
+        self.recency_tau = None if recency_tau is None else float(recency_tau)
+        self.uses_recency = recency_tau is not None
+        self.eigen_: GramEigen | None = None
+        self._inverse_diag: np.ndarray | None = None
         self.n_items_ = 0
 
-    def fit(self, data: InteractionMatrix) -> "EASE":
-        """Solve for B on the (capped) catalogue."""
-        counts = data.item_counts()
-        self.n_items_ = data.n_items
-        kept = np.sort(np.argsort(-counts, kind="stable")[: self.max_items])
-        x = data.matrix[:, kept]
-        dtype = np.float64 if kept.size <= 8_000 else np.float32
-        gram = (x.T @ x).toarray().astype(dtype)
-        gram[np.diag_indices_from(gram)] += self.l2
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        weights = precision / (-np.diag(precision))[None, :]
-        weights[np.diag_indices_from(weights)] = 0.0
-        self.weights_ = weights.astype(np.float32)
-        self.kept_ = kept
+    def fit(self, data: InteractionMatrix, eigen: GramEigen | None = None) -> "EASE":
+        """Decompose the Gram matrix (or reuse ``eigen``, decomposed from the same data)."""
+        self.eigen_ = eigen if eigen is not None else GramEigen.from_data(data, self.max_items)
+        self.n_items_ = self.eigen_.n_items
+        self._inverse_diag = 1.0 / self.eigen_.precision_diagonal(self.l2)
         return self
+
+    @property
+    def kept_(self) -> np.ndarray:
+        """Catalogue indices the model can recommend."""
+        assert self.eigen_ is not None, "fit first"
+        return self.eigen_.kept
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """The dense matrix B over ``kept_`` (built on demand)."""
+        assert self.eigen_ is not None, "fit first"
+        return self.eigen_.weights(self.l2)
+
+    def user_rows(self, history: sp.csr_matrix) -> np.ndarray:
+        """Dense user rows over ``kept_``: binary, or recency weights when ``recency_tau`` is set."""
+        rows = history[:, self.kept_].tocsr()
+        if self.uses_recency:
+            rows = rows.copy()
+            rows.data = recency_weights(rows.data - 1.0, self.recency_tau)
+        else:
+            rows = (rows != 0).astype(np.float64)
+        return rows.toarray()
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         """Reconstruction ``x_u · B``; items outside the capped catalogue get ``-inf``."""
+        assert self.eigen_ is not None and self._inverse_diag is not None, "fit first"
+        x = self.user_rows(history).astype(self.eigen_.vectors.dtype)
+        # x B = x - (x P) diag(1/diag(P)); B's diagonal is zero, so x's own entries cancel
+        reconstructed = self.eigen_.precision_rows(x, self.l2)
         scores = np.full((history.shape[0], self.n_items_), -np.inf, dtype=np.float32)
-        scores[:, self.kept_] = history[:, self.kept_] @ self.weights_
+        scores[:, self.kept_] = (x - reconstructed * self._inverse_diag[None, :]).astype(np.float32)
         return scores

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from movierec.baselines.base import recommend
 from movierec.baselines.biases import BiasBaseline
-from movierec.baselines.ease import EASE
+from movierec.baselines.ease import EASE, GramEigen
 from movierec.baselines.itemknn import ItemKNN
 from movierec.baselines.popular import MostPopular
 from movierec.data.matrix import InteractionMatrix
@@ -31,7 +31,26 @@ from movierec.evaluation import rating_metrics, ranking_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_dir, write_json
 
-FACTORIES = {"most_popular": MostPopular, "item_knn": ItemKNN, "ease": EASE}
+FACTORIES = {"most_popular": MostPopular, "item_knn": ItemKNN, "ease": EASE, "ease_recency": EASE}
+
+
+class _Fitter:
+    """Fits baselines on one dataset, sharing EASE's Gram eigendecomposition across the
+    plain and recency-weighted variants and every λ."""
+
+    def __init__(self, data: InteractionMatrix):
+        self.data = data
+        self._eigen: dict[int, GramEigen] = {}
+
+    def fit(self, name: str, config: dict[str, Any]) -> Any:
+        if FACTORIES[name] is EASE:
+            if name == "ease_recency" and config.get("recency_tau") is None:
+                raise ParamsError("baselines.ease_recency needs recency_tau (a number of events)")
+            model = EASE(**config)
+            if model.max_items not in self._eigen:
+                self._eigen[model.max_items] = GramEigen.from_data(self.data, model.max_items)
+            return model.fit(self.data, eigen=self._eigen[model.max_items])
+        return FACTORIES[name](**config).fit(self.data)
 
 
 def read_parts(split_dir: Path, *parts: str) -> pa.Table:
@@ -68,7 +87,7 @@ def write_recs(path: Path, user_ids: np.ndarray, recommended: np.ndarray, items_
 
 
 def _score(model: Any, evalset: EvalSet, fallback: np.ndarray, ks: list[int], label: str) -> dict[str, float]:
-    recs = recommend(model, evalset.history, max(ks), fallback, progress=label)
+    recs = recommend(model, evalset.rows_for(model), max(ks), fallback, progress=label)
     return ranking_metrics(recs, evalset.relevant, ks)
 
 
@@ -95,12 +114,13 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
     report: dict[str, Any] = {"tune_metric": tune_metric, "validation_users": int(eval_valid.user_ids.size)}
     chosen: dict[str, dict[str, Any]] = {}
     fallback_valid: np.ndarray | None = None
+    fitter = _Fitter(known_valid)
     for name, factory in FACTORIES.items():
         configs = grid(params.get(name, {}), name)
         results = []
         for config in configs:
             start = time.perf_counter()
-            model = factory(**config).fit(known_valid)
+            model = fitter.fit(name, config)
             fb = model.scores_ if fallback_valid is None and name == "most_popular" else fallback_valid
             metrics = _score(model, eval_valid, fb, ks, f"{name} {config}")
             results.append({"config": config, "metrics": metrics})
@@ -130,9 +150,10 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
     k_max = max(ks)
     with atomic_dir(out_dir) as tmp:
         fallback_test = MostPopular(**chosen["most_popular"]).fit(known_test).scores_
-        for name, factory in FACTORIES.items():
-            model = factory(**chosen[name]).fit(known_test)
-            recs = recommend(model, eval_test.history, k_max, fallback_test, progress=f"test {name}")
+        test_fitter = _Fitter(known_test)
+        for name in FACTORIES:
+            model = test_fitter.fit(name, chosen[name])
+            recs = recommend(model, eval_test.rows_for(model), k_max, fallback_test, progress=f"test {name}")
             write_recs(tmp / f"{name}.parquet", eval_test.user_ids, recs, known_test.items.ids)
         bias = BiasBaseline(**best_bias["config"]).fit(history.column("user_id").to_numpy(),
                                                        history.column("item_id").to_numpy(),

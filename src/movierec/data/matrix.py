@@ -107,3 +107,31 @@ class InteractionMatrix:
             shape=(len(idx), len(self.users)),
         )
         return (selector @ self.matrix).tocsr()
+
+    def recency_matrix(self) -> sp.csr_matrix:
+        """Like ``matrix``, but each entry is ``1 + n``: the item was last touched ``n`` events
+        before the user's latest event (0 for the latest). Ties in time keep table order."""
+        order = np.lexsort((np.arange(self.user_idx.size), self.timestamp, self.user_idx))
+        users = self.user_idx[order]
+        group_end = np.r_[np.flatnonzero(np.diff(users)), users.size - 1]
+        sizes = np.diff(np.r_[-1, group_end])
+        from_end = np.repeat(group_end, sizes) - np.arange(users.size)
+        items = self.item_idx[order]
+        # keep each (user, item)'s most recent occurrence: the smallest from_end
+        pick = np.lexsort((from_end, items, users))
+        users, items, from_end = users[pick], items[pick], from_end[pick]
+        first = np.r_[True, (np.diff(users) != 0) | (np.diff(items) != 0)]
+        return sp.csr_matrix(
+            ((1.0 + from_end[first]).astype(np.float32), (users[first], items[first])),
+            shape=self.matrix.shape,
+        )
+
+    def recency_rows(self, user_ids: np.ndarray) -> sp.csr_matrix:
+        """Rows of :meth:`recency_matrix` for ``user_ids`` (all-zero for unseen users)."""
+        idx = self.users.index(user_ids)
+        known = idx >= 0
+        selector = sp.csr_matrix(
+            (np.ones(int(known.sum()), dtype=np.float32), (np.flatnonzero(known), idx[known])),
+            shape=(len(idx), len(self.users)),
+        )
+        return (selector @ self.recency_matrix()).tocsr()

@@ -37,6 +37,9 @@ class EvalSet:
             relevant items that the known past never saw (unrecommendable).
         cold_user: True where the user has no known history.
         items: the known catalogue's vocabulary.
+        recency: same sparsity as ``history``, each entry ``1 + n`` where the item was last
+            touched ``n`` events before the user's latest known event (for recency-aware
+            systems).
     """
 
     user_ids: np.ndarray
@@ -44,6 +47,7 @@ class EvalSet:
     relevant: sp.csr_matrix
     cold_user: np.ndarray
     items: Vocab
+    recency: sp.csr_matrix
 
     @property
     def n_items(self) -> int:
@@ -52,7 +56,12 @@ class EvalSet:
 
     def subset(self, mask: np.ndarray) -> "EvalSet":
         """The same evaluation restricted to the users where ``mask`` is True."""
-        return EvalSet(self.user_ids[mask], self.history[mask], self.relevant[mask], self.cold_user[mask], self.items)
+        return EvalSet(self.user_ids[mask], self.history[mask], self.relevant[mask], self.cold_user[mask], self.items,
+                       self.recency[mask])
+
+    def rows_for(self, model: object) -> sp.csr_matrix:
+        """The history rows ``model`` scores: recency-valued when it ``uses_recency``."""
+        return self.recency if getattr(model, "uses_recency", False) else self.history
 
 
 def build_eval_set(known: InteractionMatrix, target: pa.Table, min_rating: float | None = None) -> EvalSet:
@@ -86,5 +95,5 @@ def build_eval_set(known: InteractionMatrix, target: pa.Table, min_rating: float
     relevant.data[:] = 1.0
     has_relevant = np.diff(relevant.indptr) > 0
     cold = np.diff(history.indptr) == 0
-    full = EvalSet(users.ids, history, relevant, cold, known.items)
+    full = EvalSet(users.ids, history, relevant, cold, known.items, known.recency_rows(users.ids))
     return full.subset(has_relevant)

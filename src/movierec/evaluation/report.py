@@ -9,6 +9,7 @@ and a PNG of the curves. A table of the headline numbers is printed.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,14 @@ import scipy.sparse as sp
 from movierec.baselines.run import read_parts
 from movierec.data.matrix import InteractionMatrix, Vocab
 from movierec.errors import DataError
+from movierec.evaluation.bootstrap import mean_interval, paired_ratio
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_file, write_json
 
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
+SEED_FILE = re.compile(r"(.+)\.seed(\d+)")
+BOOTSTRAP_SEED = 0
+BASELINES_MARKER = "validation.json"  # the baselines stage's tuning record marks its folder's systems as baselines
 HEADLINE = ("recall@10", "ndcg@10", "map@10", "recall@100", "ndcg@100", "mrr", "coverage@100", "novelty@10")
 
 
@@ -90,10 +95,11 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
     Returns:
         The metrics written to ``metrics_path``.
     """
-    from movierec.evaluation import ranking_metrics, rating_metrics, summarise
+    from movierec.evaluation import per_user_ranking_metrics, ranking_metrics, rating_metrics, summarise
 
     ks = [int(k) for k in params["ks"]]
     k_max = max(ks)
+    interval_metrics = [f"{m}@{k}" for m in ("ndcg", "recall") for k in sorted(set(ks))]
     known = InteractionMatrix.from_table(read_parts(split_dir, "train", "valid"))
     test = read_parts(split_dir, "test")
     evalset = build_eval_set(known, test, params.get("min_rating"))
@@ -108,47 +114,113 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
     }
     curves: list[dict[str, Any]] = []
     slices = {"all": np.ones(evalset.user_ids.size, bool), "warm": ~evalset.cold_user, "cold": evalset.cold_user}
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    baselines: list[str] = []
     for recs_dir in recs_dirs:
-        for path in sorted(Path(recs_dir).glob("*.parquet")):
-            if path.name.startswith("ratings_"):
-                continue
-            recs = load_recommendations(path, evalset, k_max)
+        for name, files in system_files(Path(recs_dir)).items():
+            if name in result["systems"]:
+                raise DataError(f"system '{name}' appears in two recommendation folders", path=recs_dir)
+            runs = [load_recommendations(path, evalset, k_max) for path in files]
             system: dict[str, Any] = {}
             for label, mask in slices.items():
                 if mask.any():
-                    system[label] = summarise(recs[mask], evalset.relevant[mask], ks, known.n_items, popularity, genres)
-            result["systems"][path.stem] = system
-            at_k = ranking_metrics(recs, evalset.relevant, [k for k in CURVE_KS if k <= k_max])
-            curves += [{"system": path.stem, "k": k, "recall": at_k[f"recall@{k}"], "ndcg": at_k[f"ndcg@{k}"]}
-                       for k in CURVE_KS if k <= k_max]
+                    per_run = [summarise(recs[mask], evalset.relevant[mask], ks, known.n_items, popularity, genres)
+                               for recs in runs]
+                    system[label] = {m: float(np.mean([r[m] for r in per_run])) for m in per_run[0]}
+                    if label == "all" and len(runs) > 1:
+                        system["seeds"] = {"runs": len(runs), **{
+                            m: {"mean": float(np.mean([r[m] for r in per_run])),
+                                "std": float(np.std([r[m] for r in per_run], ddof=1)),
+                                "min": float(np.min([r[m] for r in per_run])),
+                                "max": float(np.max([r[m] for r in per_run]))} for m in interval_metrics}}
+            per_user[name] = {m: np.mean([per_user_ranking_metrics(r, evalset.relevant, ks)[m] for r in runs], axis=0)
+                              for m in interval_metrics}
+            system["interval"] = {m: mean_interval(v, seed=BOOTSTRAP_SEED) for m, v in per_user[name].items()}
+            result["systems"][name] = system
+            if (Path(recs_dir) / BASELINES_MARKER).exists():
+                baselines.append(name)
+            at_k = [ranking_metrics(r, evalset.relevant, [k for k in CURVE_KS if k <= k_max]) for r in runs]
+            curves += [{"system": name, "k": k, "recall": float(np.mean([a[f"recall@{k}"] for a in at_k])),
+                        "ndcg": float(np.mean([a[f"ndcg@{k}"] for a in at_k]))} for k in CURVE_KS if k <= k_max]
         for path in sorted(Path(recs_dir).glob("ratings_*.parquet")):
             result["ratings"][path.stem.removeprefix("ratings_")] = _rating_metrics(path, test, rating_metrics)
     if not result["systems"]:
         raise DataError("no recommendation files found", path=", ".join(map(str, recs_dirs)))
+    result["baselines"] = baselines
+    result["comparisons"] = paired_comparisons(per_user, baselines)
     result["bars"] = quality_bars(result, Path(metrics_path).parent / "index.json")
     write_json(metrics_path, _rounded(result))
     _write_curves(curves, Path(plots_dir))
     return result
 
 
-def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
-    """The product's quality bars, each with its value, target and whether it is met.
+def system_files(recs_dir: Path) -> dict[str, list[Path]]:
+    """The list files of each system in a folder: ``<system>.parquet`` or one file per
+    training seed, ``<system>.seed<N>.parquet`` (rating files ``ratings_*`` excluded)."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(recs_dir).glob("*.parquet")):
+        if path.name.startswith("ratings_"):
+            continue
+        match = SEED_FILE.fullmatch(path.stem)
+        found.setdefault(match.group(1) if match else path.stem, []).append(path)
+    return found
 
-    * retrieval Recall@100 at least EASE's;
-    * the served chain's NDCG@10 at least 1.10 times EASE's;
+
+def paired_comparisons(per_user: dict[str, dict[str, np.ndarray]], baselines: list[str]) -> dict[str, Any]:
+    """Every system against EASE and against the best baseline, by a paired bootstrap.
+
+    The best baseline is chosen per metric by its mean on this test set. Returns
+    ``{"ease": {system: {metric: ratio...}}, "best_baseline": {system: {metric: {...,
+    "baseline": name}}}}``.
+    """
+    out: dict[str, Any] = {"reference": {}, "ease": {}, "best_baseline": {}}
+    if not baselines:
+        return out
+    metrics = list(next(iter(per_user.values())))
+    best = {m: max(baselines, key=lambda b: per_user[b][m].mean()) for m in metrics}
+    out["reference"] = {f"best_baseline_{m}": b for m, b in best.items()}
+    for name, values in per_user.items():
+        if "ease" in per_user and name != "ease":
+            out["ease"][name] = {m: paired_ratio(values[m], per_user["ease"][m], seed=BOOTSTRAP_SEED)
+                                 for m in metrics}
+        if name not in baselines:
+            out["best_baseline"][name] = {m: {**paired_ratio(values[m], per_user[best[m]][m], seed=BOOTSTRAP_SEED),
+                                              "baseline": best[m]} for m in metrics}
+    return out
+
+
+def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
+    """The product's quality bars, each with its value, target, interval and whether it is met.
+
+    A bar comparing two systems is met only when it holds for the mean (over seeds) and
+    the lower end of the paired bootstrap interval of the ratio is above 1:
+
+    * the served chain's NDCG@10 at least 1.10 times plain EASE's;
+    * the chain's NDCG@10 above the best baseline's (recency-weighted EASE included);
+    * retrieval Recall@100 at least the best baseline's;
     * ScaNN and FAISS Recall@100 against brute force at least 0.95.
     """
-    systems = result["systems"]
     bars: dict[str, Any] = {}
-    ease = systems.get("ease", {}).get("all")
+    comparisons = result.get("comparisons", {})
     recall = f"recall@{max(result['protocol']['ks'])}"
     ndcg = f"ndcg@{min(result['protocol']['ks'])}"
-    if ease and "retrieval" in systems:
-        value = systems["retrieval"]["all"][recall]
-        bars[f"retrieval_{recall}_vs_ease"] = {"value": value, "target": ease[recall], "met": value >= ease[recall]}
-    if ease and "chain" in systems:
-        ratio = systems["chain"]["all"][ndcg] / max(ease[ndcg], 1e-12)
-        bars[f"chain_{ndcg}_over_ease"] = {"value": ratio, "target": 1.10, "met": ratio >= 1.10}
+
+    def paired_bar(ratio: dict[str, Any] | None, target: float, against: str) -> dict[str, Any] | None:
+        if not ratio:
+            return None
+        return {"value": ratio["ratio"], "target": target, "low": ratio["low"], "high": ratio["high"],
+                "against": against, "met": bool(ratio["ratio"] >= target and ratio["low"] > 1.0)}
+
+    chain_vs_ease = comparisons.get("ease", {}).get("chain", {}).get(ndcg)
+    chain_vs_best = comparisons.get("best_baseline", {}).get("chain", {}).get(ndcg)
+    retrieval_vs_best = comparisons.get("best_baseline", {}).get("retrieval", {}).get(recall)
+    for key, bar in ((f"chain_{ndcg}_over_ease", paired_bar(chain_vs_ease, 1.10, "ease")),
+                     (f"chain_{ndcg}_over_best_baseline",
+                      paired_bar(chain_vs_best, 1.0, chain_vs_best["baseline"] if chain_vs_best else "")),
+                     (f"retrieval_{recall}_over_best_baseline",
+                      paired_bar(retrieval_vs_best, 1.0, retrieval_vs_best["baseline"] if retrieval_vs_best else ""))):
+        if bar is not None:
+            bars[key] = bar
     if index_report.exists():
         from movierec.io import read_json
 
@@ -206,21 +278,43 @@ def _write_curves(rows: list[dict[str, Any]], plots_dir: Path) -> None:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A plain-text table of the headline metrics, one row per system, plus rating errors."""
-    columns = [c for c in HEADLINE if any(c in s.get("all", {}) for s in result["systems"].values())]
-    header = ["system"] + columns + ["cold ndcg@10"]
+    """A plain-text table of the headline metrics with their 95% intervals over users, each
+    system's NDCG ratio to EASE (paired interval), the rating errors and the bars."""
+    ks = result["protocol"]["ks"]
+    ndcg, recall_lo, recall_hi = f"ndcg@{min(ks)}", f"recall@{min(ks)}", f"recall@{max(ks)}"
+    vs_ease = result.get("comparisons", {}).get("ease", {})
+
+    def cell(system: dict[str, Any], metric: str) -> str:
+        value = system["all"].get(metric)
+        if value is None:
+            return "-"
+        interval = system.get("interval", {}).get(metric)
+        text = f"{value:.4f}"
+        if interval:
+            text += f" [{interval['low']:.4f}, {interval['high']:.4f}]"
+        spread = system.get("seeds", {}).get(metric)
+        return text + (f" ±{spread['std']:.4f}" if spread else "")
+
+    header = ["system", f"{ndcg} [95% CI]", recall_lo, f"{recall_hi} [95% CI]", f"{ndcg} / ease [95% CI]",
+              "coverage@100", "seeds"]
     rows = []
-    for name, system in sorted(result["systems"].items(), key=lambda kv: -kv[1]["all"].get("ndcg@10", 0)):
-        cold = system.get("cold", {}).get("ndcg@10")
-        rows.append([name] + [f"{system['all'][c]:.4f}" for c in columns] + ["-" if cold is None else f"{cold:.4f}"])
+    for name, system in sorted(result["systems"].items(), key=lambda kv: -kv[1]["all"].get(ndcg, 0)):
+        ratio = vs_ease.get(name, {}).get(ndcg)
+        rows.append([name, cell(system, ndcg), f"{system['all'].get(recall_lo, float('nan')):.4f}",
+                     cell(system, recall_hi),
+                     f"{ratio['ratio']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]" if ratio else "-",
+                     f"{system['all'].get('coverage@100', float('nan')):.4f}",
+                     str(system.get("seeds", {}).get("runs", 1))])
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     p = result["protocol"]
     lines.append(f"({p['users']} test users, {p['cold_users']} cold; catalogue {p['catalogue']} items; "
-                 f"history = {p['history']})")
+                 f"history = {p['history']}; ± is the spread (std) over training seeds)")
     for name, m in result.get("ratings", {}).items():
         lines.append(f"rating prediction {name}: RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
     for name, bar in result.get("bars", {}).items():
-        lines.append(f"bar {name}: {bar['value']:.4f} (target {bar['target']:.4f}) {'met' if bar['met'] else 'NOT met'}")
+        interval = f" [{bar['low']:.4f}, {bar['high']:.4f}] vs {bar['against']}" if "low" in bar else ""
+        lines.append(f"bar {name}: {bar['value']:.4f}{interval} (target {bar['target']:.4f}) "
+                     f"{'met' if bar['met'] else 'NOT met'}")
     return "\n".join(lines)

@@ -49,6 +49,15 @@ class Periods:
         return pa.concat_tables([self.train, self.valid, self.test])
 
 
+def period_cut(known: pa.Table, target: pa.Table) -> int:
+    """The time the known past is described as of: the target's first event, or just after
+    the known past's last one when the periods overlap in time (per-user splits)."""
+    known_end = int(pc.max(known.column("timestamp")).as_py()) + 1
+    if target.num_rows == 0:
+        return known_end
+    return max(int(pc.min(target.column("timestamp")).as_py()), known_end)
+
+
 def load_periods(prepared_dir: Path, split_dir: Path, features_dir: Path, widths: dict[str, int],
                  features_params: dict[str, Any]) -> Periods:
     """Read the split and feature outputs into a :class:`Periods`."""
@@ -75,7 +84,7 @@ def load_periods(prepared_dir: Path, split_dir: Path, features_dir: Path, widths
         train=train, valid=valid, test=test, users=users,
         catalogue_valid=catalogue("valid"), catalogue_test=catalogue("test"),
         catalogue_all=Catalogue.from_table(all_items, widths),
-        valid_start=int(np.min(valid.column("timestamp").to_numpy())),
-        test_start=int(np.min(test.column("timestamp").to_numpy())),
+        valid_start=period_cut(train, valid),
+        test_start=period_cut(pa.concat_tables([train, valid]), test),
         end=end,
     )
