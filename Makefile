@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproje
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install system-deps run pipeline serve test test-quick clean-data
+.PHONY: help install system-deps run pipeline pipeline-quick serve test test-quick clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ run: install  ## fetch ML-100K, run the pipeline (dvc repro), print the results,
 pipeline: install  ## run the pipeline only (dvc repro) and print the results table
 	$(BIN)/dvc repro
 	@$(BIN)/movierec report
+
+QUICK_STEPS := "data fetch" "data prepare" split features baselines tune "train retrieval" "index build" \
+	"train ranking" ablation "evaluate --recs data/recs/baselines data/recs/retrieval data/recs/ranking" bundle
+
+pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny search): minutes, for development
+	@for step in $(QUICK_STEPS); do echo "> movierec --profile quick $$step"; \
+	  $(BIN)/movierec --profile quick $$step || exit 1; done
+	@$(BIN)/movierec report
+	@echo "(quick profile: outputs differ from params.yaml's; run 'dvc repro' for the report's numbers)"
 
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)

@@ -107,30 +107,83 @@ def _periods(args: argparse.Namespace, params: dict[str, Any]) -> Any:
     return load_periods(Path(args.prepared), Path(args.split), Path(args.features), widths, get(params, "features"))
 
 
+def _seeds(params: dict[str, Any]) -> list[int]:
+    """``train.seeds``: distinct integers; the first trains the served models."""
+    from movierec.errors import ParamsError
+
+    seeds = get(params, "train.seeds")
+    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ParamsError(f"train.seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    return seeds
+
+
+def _ranking_section(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``ranking`` section, the tune stage's choice over it, and the EASE features'
+    settings the baselines stage chose."""
+    from movierec.models.train import ranking_settings
+    from movierec.models.tuning import with_tuned
+
+    get(params, "ranking")
+    get(params, "train.final_fit_all")
+    section = ranking_settings(params, Path(args.baselines))
+    return with_tuned(section, Path(args.tuned), "ranking") if getattr(args, "tuned", None) else section
+
+
+def _retrieval_section(args: argparse.Namespace, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``retrieval`` section with the tune stage's choice laid over it."""
+    from movierec.models.tuning import with_tuned
+
+    section = {**get(params, "retrieval"), "final_fit_all": get(params, "train.final_fit_all")}
+    return with_tuned(section, Path(args.tuned), "retrieval") if getattr(args, "tuned", None) else section
+
+
+def cmd_tune(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Search the models' main hyperparameters on validation (Optuna, bounded trials)."""
+    from movierec.models.tuning import tune
+
+    ranking = _ranking_section(argparse.Namespace(**{**vars(args), "tuned": None}), params)
+    report = tune(_periods(args, params), get(params, "retrieval"), ranking, get(params, "tune"), Path(args.out),
+                  Path(args.reports) / "tuning.json", paths.PLOTS_DIR / "tuning_trials.csv")
+    for model in ("retrieval", "ranking"):
+        info = report[model]
+        print(f"tuned {model}: best {info['objective']} {info['best']:.4f} in {info['trials']} trials "
+              f"({info['seconds']:.0f}s): {report['chosen'][model]}")
+
+
 def cmd_train_retrieval(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    """Train the two-tower model (epochs chosen on validation), evaluate, ablate, export."""
+    """Train the two-tower model per seed (epochs chosen on validation), list test users' top 100, export."""
     from movierec.models.export import save_towers
     from movierec.models.train import train_retrieval
 
-    section = {**get(params, "retrieval"), "final_fit_all": get(params, "train.final_fit_all")}
-    report = train_retrieval(_periods(args, params), section, int(get(params, "seed")), Path(args.out),
+    report = train_retrieval(_periods(args, params), _retrieval_section(args, params), _seeds(params), Path(args.out),
                              Path(args.work), Path(args.recs), Path(args.reports), save_towers)
-    print(f"retrieval: {report['chosen_epochs']} epochs (best {report['select_metric']} on validation "
-          f"{report['valid_best']:.4f}); served towers in {args.out}")
-    for name, metrics in report["ablation"].items():
-        print(f"  ablation {name:<16} test recall@100 {metrics['all']['recall@100']:.4f}  "
-              f"ndcg@10 {metrics['all']['ndcg@10']:.4f}  warm ndcg@10 {metrics.get('warm', {}).get('ndcg@10', 0):.4f}")
+    for seed, info in report["per_seed"].items():
+        print(f"retrieval seed {seed}: {info['chosen_epochs']} epochs (best {report['select_metric']} on "
+              f"validation {info['valid_best']:.4f})")
+    print(f"served towers (seed {report['served_seed']}) in {args.out}")
 
 
 def cmd_train_ranking(args: argparse.Namespace, params: dict[str, Any]) -> None:
-    """Train the pointwise ranker on a window the retrieval did not see; score the chain."""
+    """Train the pointwise ranker per seed on a window the retrieval did not see; score the chain."""
     from movierec.models.train import train_ranking
 
-    section = {**get(params, "ranking"), "final_fit_all": get(params, "train.final_fit_all")}
-    report = train_ranking(_periods(args, params), section, int(get(params, "seed")), Path(args.work),
+    report = train_ranking(_periods(args, params), _ranking_section(args, params), _seeds(params), Path(args.work),
                            Path(args.out), Path(args.recs), Path(args.reports))
-    print(f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive); "
-          f"served ranker in {args.out}")
+    print(f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive) per seed; "
+          f"served ranker (seed {report['served_seed']}) in {args.out}")
+
+
+def cmd_ablation(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Score each ablation row (retrieval parts, ranker features) on the test users."""
+    from movierec.io import read_json
+    from movierec.models.ablation import format_ablation, run_ablation
+
+    seed = _seeds(params)[0]
+    epochs = int(read_json(Path(args.reports) / "retrieval.json")["per_seed"][str(seed)]["chosen_epochs"])
+    report = run_ablation(_periods(args, params), _retrieval_section(args, params), _ranking_section(args, params), seed,
+                          epochs, Path(args.work), Path(args.reports) / "ablation.json")
+    print(format_ablation(report))
 
 
 def cmd_index_build(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -200,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per step."""
     parser = argparse.ArgumentParser(prog="movierec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default=str(paths.PARAMS_FILE), help="params file (default: %(default)s)")
+    parser.add_argument("--profile", help="overrides from profiles/<name>.yaml beside the params file, e.g. 'quick' "
+                                          "(small budget, one seed: for development and the tests)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="fetch and prepare datasets").add_subparsers(dest="data_command", required=True)
@@ -217,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
     p = data.add_parser("synth", help="write a SYNTHETIC MovieLens-shaped dataset (ml-latest CSV layout) with "
                                       "long tails, genres, tags, time order and drifting tastes")
-    p.add_argument("--users", type=int, default=5000, help="number of users (default: %(default)s)")
+    p.add_argument("--users", type=int, default=2000, help="number of users (default: %(default)s)")
     p.add_argument("--items", type=int, default=16820, help="catalogue size (default: %(default)s, 10x ML-100K)")
-    p.add_argument("--events", type=int, default=500_000, help="ratings to generate (default: %(default)s)")
+    p.add_argument("--events", type=int, default=200_000, help="ratings to generate (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", help="output folder (default: data/synth/synth-u<U>-i<I>-e<N>-s<S>)")
     p.set_defaults(func=cmd_synth)
@@ -263,7 +318,30 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=out, help="served export (default: %(default)s)")
         p.add_argument("--recs", default=recs, help="test lists (default: %(default)s)")
         p.add_argument("--reports", default=str(paths.REPORTS_DIR))
+        if name == "ranking":
+            p.add_argument("--baselines", default=str(paths.BASELINE_RECS_DIR),
+                           help="the baselines stage's output, for the tuned EASE settings (default: %(default)s)")
+        p.add_argument("--tuned", default=str(paths.TUNED_DIR),
+                       help="the tune stage's output, laid over params.yaml (default: %(default)s)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("tune", help="choose the models' main hyperparameters on validation with Optuna "
+                                    "(params: tune)")
+    for flag, default in (("--prepared", paths.PREPARED_DIR), ("--split", paths.SPLIT_DIR),
+                          ("--features", paths.FEATURES_DIR), ("--baselines", paths.BASELINE_RECS_DIR),
+                          ("--out", paths.TUNED_DIR), ("--reports", paths.REPORTS_DIR)):
+        p.add_argument(flag, default=str(default), help="(default: %(default)s)")
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("ablation", help="what each part is worth: retrieval parts and ranker features switched "
+                                        "off one at a time, scored on the test users (params: retrieval.ablation, "
+                                        "ranking.ablation)")
+    for flag, default in (("--prepared", paths.PREPARED_DIR), ("--split", paths.SPLIT_DIR),
+                          ("--features", paths.FEATURES_DIR), ("--work", Path("data/models")),
+                          ("--reports", paths.REPORTS_DIR), ("--baselines", paths.BASELINE_RECS_DIR),
+                          ("--tuned", paths.TUNED_DIR)):
+        p.add_argument(flag, default=str(default), help="(default: %(default)s)")
+    p.set_defaults(func=cmd_ablation)
 
     index = sub.add_parser("index", help="retrieval indexes").add_subparsers(dest="index_command", required=True)
     p = index.add_parser("build", help="rebuild brute-force, ScaNN and FAISS indexes from the candidate tower "
@@ -315,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     func: Callable[[argparse.Namespace, dict[str, Any]], None] = args.func
     start = time.perf_counter()
     try:
-        func(args, load_params(args.params))
+        func(args, load_params(args.params, args.profile))
     except MovierecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

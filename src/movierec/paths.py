@@ -18,6 +18,7 @@ PREPARED_DIR = DATA_DIR / "prepared"
 SPLIT_DIR = DATA_DIR / "split"
 FEATURES_DIR = DATA_DIR / "features"
 SYNTH_DIR = DATA_DIR / "synth"
+TUNED_DIR = DATA_DIR / "tuned"
 RECS_DIR = DATA_DIR / "recs"
 BASELINE_RECS_DIR = RECS_DIR / "baselines"
 

@@ -44,11 +44,10 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dataset = write_csv_dataset(base / "tiny-latest")
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["data"]["source"] = str(dataset)
-    params["split"].update(valid_frac=0.15, test_frac=0.15)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(project)
-        for argv in (["data", "fetch"], ["data", "prepare"], ["split"], ["features"]):
+        for argv in (["data", "fetch"], ["data", "prepare"], ["split"], ["features"], ["baselines"]):
             assert main(argv) == 0, f"movierec {' '.join(argv)} failed"
     return project
 
@@ -88,8 +87,8 @@ def executed(tiny_project: Path, python3_kernel: Path, tmp_path_factory: pytest.
     out_dir = tmp_path_factory.mktemp("executed")
     return {
         "retrieval": _run("train_retrieval.ipynb", tiny_project, out_dir,
-                          {"epochs": 1, "embedding_dim": 16, "ablation": False}),
-        "ranking": _run("train_ranking.ipynb", tiny_project, out_dir, {"epochs": 1, "candidates": 20}),
+                          {"epochs": 1, "embedding_dim": 16, "seeds": [42]}),
+        "ranking": _run("train_ranking.ipynb", tiny_project, out_dir, {"epochs": 1, "candidates": 20, "seeds": [42]}),
     }
 
 
@@ -129,4 +128,4 @@ def test_notebooks_export_the_served_models(executed: dict[str, Any], tiny_proje
     assert len(rows) == 1 and rows[0]["epoch"] == "1"
     with open(tiny_project / "reports" / "plots" / "ranking_epochs.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 1
-    assert json.loads((tiny_project / "reports" / "retrieval.json").read_text())["ablation"] == {}
+    assert json.loads((tiny_project / "reports" / "retrieval.json").read_text())["seeds"] == [42]

@@ -90,6 +90,7 @@ def tiny_params(dataset: Path) -> dict[str, Any]:
     params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
                                ablation={})
     params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5)
+    params["train"]["seeds"] = [42]
     params["index"].update(eval_queries=100)
     return params
 

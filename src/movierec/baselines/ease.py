@@ -87,6 +87,34 @@ class GramEigen:
         return weights.astype(np.float32)
 
 
+def pruned_weights(eigen: GramEigen, l2: float, keep: int, block: int = 2048) -> sp.csr_matrix:
+    """EASE's ``B`` at ``λ`` over the whole catalogue, each column cut to its ``keep`` largest
+    entries (by magnitude), as CSR. Built in column blocks, so the dense matrix never exists.
+
+    Row ``i`` column ``j`` holds the weight of history item ``i`` in item ``j``'s score;
+    items outside ``eigen.kept`` have empty rows and columns.
+    """
+    n = eigen.kept.size
+    keep = max(1, min(keep, n - 1)) if n > 1 else 1
+    diag = eigen.precision_diagonal(l2)
+    scaled = eigen.vectors * eigen.correction(l2)
+    rows, cols, vals = [], [], []
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        precision = scaled @ eigen.vectors[start:stop].T  # (n, block)
+        precision[np.arange(start, stop), np.arange(stop - start)] += 1.0 / float(l2)
+        weights = -precision / diag[None, start:stop]
+        weights[np.arange(start, stop), np.arange(stop - start)] = 0.0
+        top = np.argpartition(-np.abs(weights), keep - 1, axis=0)[:keep] if n > 1 else np.zeros((1, stop - start), int)
+        top_vals = np.take_along_axis(weights, top, axis=0)
+        nz = top_vals != 0
+        rows.append(eigen.kept[top[nz]])
+        cols.append(eigen.kept[np.broadcast_to(np.arange(start, stop), top.shape)[nz]])
+        vals.append(top_vals[nz].astype(np.float32))
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(eigen.n_items, eigen.n_items), dtype=np.float32)
+
+
 def recency_weights(events_back: np.ndarray, tau: float | None) -> np.ndarray:
     """Weight ``exp(-n / τ)`` of an item ``n`` events before the user's last one (1 when τ is None)."""
     if tau is None:

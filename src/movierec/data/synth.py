@@ -12,10 +12,12 @@ demographics. The generative story:
 * **Users** have a long-tailed activity (log-normal event counts, at least
   ``min_events``), join at random times, and have affinities over the clusters that
   drift by a random walk as they consume: tastes change over time.
-* **Each event** picks a cluster, either one of the user's last few events' clusters
-  (short-term interest: the recent past predicts the next item) or a fresh draw from the
-  current affinities, then an item of that cluster already released, by appeal, with a
-  boost for recent releases. A user never consumes the same item twice.
+* **Each event** is either *fresh* or *follows* one of the user's last few events
+  (short-term interest: the recent past predicts the next item). A fresh event draws a
+  cluster from the current affinities, then an item of that cluster already released, by
+  appeal, with a boost for recent releases. A following event stays in the cluster of the
+  event it follows and takes an item near that one in the cluster's release order (a
+  sequel, a film of the same season). A user never consumes the same item twice.
 * **Ratings** (half stars) grow with the user's affinity for the cluster, the item's
   quality and a user bias; some events also leave a tag drawn from the cluster's words.
 
@@ -222,11 +224,15 @@ def _draw_user(config: SynthConfig, items: dict[str, Any], by_cluster: list[tupl
     walk = np.cumsum(rng.normal(0.0, config.drift, (draws, n_clusters)), axis=0)
     logits = taste0[None, :] + walk
     fresh = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-    clusters = _sticky(fresh, rng.random(draws) < config.stickiness, rng.integers(1, 4, draws))
+    root = _sticky(rng.random(draws) < config.stickiness, rng.integers(1, 4, draws))
+    clusters = fresh[root]
+    follows = root != np.arange(draws)
     times = _times(draws, rng, end)
     picked = np.empty(draws, np.int64)
     u = rng.random(draws)
     recent_boost = rng.random(draws) < 0.15
+    offset = np.rint(rng.normal(0.0, 3.0, draws)).astype(np.int64)
+    offset[offset == 0] = 1
     for c in np.unique(clusters):
         at = np.flatnonzero(clusters == c)
         members, release, cum = by_cluster[c]
@@ -238,6 +244,12 @@ def _draw_user(config: SynthConfig, items: dict[str, Any], by_cluster: list[tupl
         top = cum[np.maximum(stop - 1, 0)]
         pos = np.searchsorted(cum, base + u[at] * (top - base), side="right")
         pos = np.minimum(np.maximum(pos, start), np.maximum(stop - 1, 0))
+        # a following event: near its root event's item in the cluster's release order
+        near = follows[at]
+        if near.any():
+            root_pos = np.zeros(draws, np.int64)
+            root_pos[at[~near]] = pos[~near]
+            pos[near] = np.clip(root_pos[root[at[near]]] + offset[at[near]], 0, np.maximum(stop[near] - 1, 0))
         picked[at] = np.where(ok, members[pos] if members.size else -1, -1)
     missing = picked < 0  # the cluster had nothing released yet: any released item
     if missing.any():
@@ -247,15 +259,16 @@ def _draw_user(config: SynthConfig, items: dict[str, Any], by_cluster: list[tupl
     return logits, clusters, times, picked
 
 
-def _sticky(fresh: np.ndarray, sticky: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """Clusters after short-term interest: a sticky event copies the cluster of the event
-    ``back`` steps earlier (itself possibly copied), resolved by pointer jumping."""
-    n = fresh.size
+def _sticky(sticky: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Short-term interest: a sticky event follows the event ``back`` steps earlier, which may
+    follow another; returns each event's root (the fresh event it descends from, itself
+    for a fresh event), resolved by pointer jumping."""
+    n = sticky.size
     idx = np.arange(n)
     parent = np.where(sticky & (idx - back >= 0), idx - back, idx)
     for _ in range(int(np.ceil(np.log2(max(n, 2)))) + 1):
         parent = parent[parent]
-    return fresh[parent]
+    return parent
 
 
 def _times(n: int, rng: np.random.Generator, end: int) -> np.ndarray:

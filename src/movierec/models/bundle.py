@@ -23,6 +23,8 @@ REQUIRED = {
     "retrieval/catalogue.parquet": "catalogue the towers were fitted on",
     "ranking/pointwise": "ranker SavedModel",
     "ranking/ranker.json": "ranker metadata",
+    "ranking/ease.npz": "EASE weights of the ranking features",
+    "ranking/ease.json": "EASE feature settings",
 }
 
 

@@ -17,6 +17,7 @@ from movierec.io import atomic_dir, write_json
 from movierec.models.export import CANDIDATE_DIR, CATALOGUE_FILE, CATALOGUE_WIDTHS_KEY, META_FILE, QUERY_DIR, \
     LoadedRetrieval
 from movierec.models.faiss_index import build_faiss, load_faiss, save_faiss, search_faiss
+from movierec.models.index_tuning import exact_top_k, tune_faiss, tune_scann
 from movierec.models.inputs import Catalogue, query_features
 from movierec.models.topk_export import QueryEmbedding, build_topk, load_topk, query_specs, save_topk
 from movierec.params import require_positive_int
@@ -26,9 +27,10 @@ __all__ = ["DEFAULTS", "build_indexes", "load_faiss", "load_topk", "search_faiss
 INDEX_FILE = "index.json"
 ITEM_COLUMNS = ("item_id", "title", "year", "genres", "title_tokens", "n_interactions", "n_recent", "mean_rating",
                 "first_ts")
+TUNING_MARGIN = 0.01
 FAISS_MIN_POINTS_PER_LIST = 39  # FAISS's own k-means warns below this many training points per centroid
 DEFAULTS: dict[str, Any] = {
-    "k": 100, "eval_queries": 1000, "eval_batch_size": 100, "seed": 0,
+    "k": 100, "eval_queries": 1000, "eval_batch_size": 100, "seed": 0, "target_recall": 0.95,
     "scann": {"num_leaves": 100, "num_leaves_to_search": 20, "dimensions_per_block": 2,
               "num_reordering_candidates": 500, "training_iterations": 12},
     "faiss": {"nlist": 100, "nprobe": 16},
@@ -81,13 +83,25 @@ def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
     brute = build_topk("brute", query_model, embeddings, catalogue.item_id, specs, k)
     seconds["brute"] = time.perf_counter() - start
     start = time.perf_counter()
-    scann_module = build_topk("scann", query_model, embeddings, catalogue.item_id, specs, k, scann)
-    seconds["scann"] = time.perf_counter() - start
-    start = time.perf_counter()
     faiss_index = build_faiss(embeddings, faiss_cfg)
     seconds["faiss"] = time.perf_counter() - start
 
+    # search settings chosen for this catalogue: the cheapest reaching the target recall
     queries = _eval_queries(loaded, settings["eval_queries"], settings["seed"])
+    tuning_queries = _eval_queries(loaded, settings["eval_queries"], settings["seed"] + 1)  # not the scored ones
+    q_emb = loaded.query(**{n: tf.constant(v) for n, v in tuning_queries.items()})["embedding"].numpy()
+    truth = exact_top_k(q_emb, embeddings, catalogue.item_id, k)
+    start = time.perf_counter()
+    # tuned a little above the target on other queries, so the recall scored below (on fresh
+    # queries, and with ScaNN's partitions retrained) still holds
+    aim = min(settings["target_recall"] + TUNING_MARGIN, 1.0)
+    faiss_cfg["nprobe"], faiss_ladder = tune_faiss(faiss_index, catalogue.item_id, q_emb, truth, k, aim)
+    scann, scann_ladder = tune_scann(embeddings, catalogue.item_id, q_emb, truth, k, scann, aim)
+    seconds["tuning"] = time.perf_counter() - start
+    start = time.perf_counter()
+    scann_module = build_topk("scann", query_model, embeddings, catalogue.item_id, specs, k, scann)
+    seconds["scann"] = time.perf_counter() - start
+
     evaluation = _evaluate(brute, scann_module, faiss_index, catalogue.item_id, loaded, queries, k,
                            settings["eval_batch_size"])
 
@@ -102,7 +116,8 @@ def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
     summary = {
         "k": k, "k_requested": settings["k"], "n_items": n_items, "catalogue": source,
         "catalogue_items": n_items, "dim": int(embeddings.shape[1]), "retrieval_dir": str(retrieval_dir),
-        "scann": scann, "faiss": faiss_cfg,
+        "scann": scann, "faiss": faiss_cfg, "target_recall": settings["target_recall"],
+        "tuning": {"faiss": faiss_ladder, "scann": scann_ladder},
         "build_seconds": {name: round(s, 4) for name, s in seconds.items()},
         **evaluation,
     }
@@ -128,6 +143,10 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
                                   f"known: {', '.join(default)}")
             merged[key] = {name: require_positive_int(value.get(name, d), f"index.{key}.{name}")
                            for name, d in default.items()}
+        elif key == "target_recall":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ParamsError(f"index.target_recall must be a number in (0, 1], got {value!r}")
+            merged[key] = float(value)
         elif key == "seed":
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ParamsError(f"index.seed must be a non-negative integer, got {value!r}")

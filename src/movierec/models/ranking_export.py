@@ -13,6 +13,7 @@ from movierec.models.fast_towers import dense_layers, load_arrays
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
 
 RANKER_META = "ranker.json"
+EASE_FILE = "ease.npz"
 
 
 def ranker_signature() -> dict[str, tf.TensorSpec]:
@@ -47,6 +48,33 @@ def save_ranker(fitted: Any, out_dir: Path, extra: dict[str, Any] | None = None)
     }
     (out_dir / RANKER_META).write_text(json.dumps(meta, indent=1, default=float))
     return meta
+
+
+def save_ease(weights: Any, tau: float, out_dir: Path) -> None:
+    """Write the EASE feature weights (catalogue-aligned sparse matrix) beside the ranker."""
+    import scipy.sparse as sp
+
+    sp.save_npz(Path(out_dir) / EASE_FILE, weights.tocsr(), compressed=True)
+    (Path(out_dir) / "ease.json").write_text(json.dumps({"tau": float(tau), "shape": list(weights.shape),
+                                                         "entries": int(weights.nnz)}))
+
+
+def load_ease(directory: Path, n_items: int) -> tuple[Any, float] | None:
+    """The exported EASE feature weights and their recency scale, or None if the bundle has none.
+
+    Raises:
+        ValueError: the matrix does not match the catalogue's size.
+    """
+    import scipy.sparse as sp
+
+    path = Path(directory) / EASE_FILE
+    if not path.exists():
+        return None
+    weights = sp.load_npz(path).tocsr()
+    if weights.shape != (n_items, n_items):
+        raise ValueError(f"{path}: EASE weights are {weights.shape}, the catalogue has {n_items} items")
+    meta = json.loads((Path(directory) / "ease.json").read_text())
+    return weights, float(meta["tau"])
 
 
 def load_ranker(directory: Path) -> Any:

@@ -25,6 +25,7 @@ DENSE_FEATURES = [
     "item_log_age_days", "item_year", "user_log_count", "user_mean_rating", "user_log_days_since_last",
     "user_is_cold", "user_age", "user_age_known", "genre_affinity", "genre_affinity_max",
     "history_similarity", "history_similarity_max", "recent_similarity", "cooccurrence", "cooccurrence_mean",
+    "ease_score", "ease_recency_score", "genre_affinity_recent",
 ]
 CATEGORICAL_FEATURES = ["gender", "occupation"]
 
@@ -44,6 +45,12 @@ class RankingContext:
         cooccurrence: item-item cosine of co-occurrence in the known events (top neighbours
             per item), catalogue-aligned; it measures how often the candidate is consumed
             together with the user's history items.
+        ease: EASE's item-item weights (Steck 2019) fitted on the known events, each
+            column pruned to its largest entries, catalogue-aligned (CSR); the candidate's
+            score is its column summed over the user's history, plainly and with each
+            item weighted ``exp(-n / ease_tau)`` for ``n`` events before the user's last.
+        ease_tau: the recency scale of that weighting, in events.
+        dropped: dense features held at zero (the ablation's "without X" rows).
     """
 
     catalogue: Catalogue
@@ -54,11 +61,20 @@ class RankingContext:
     cut: int
     global_mean: float
     cooccurrence: Any = None
+    ease: Any = None
+    ease_tau: float = 10.0
+    dropped: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, known: pa.Table, catalogue: Catalogue, item_embeddings: np.ndarray,
-              users: UserDirectory | None, cut: int, neighbours: int = 100) -> "RankingContext":
-        """Index the known events for fast per-pair lookups."""
+              users: UserDirectory | None, cut: int, neighbours: int = 100,
+              ease: tuple[float, float] | None = None, ease_neighbours: int = 200) -> "RankingContext":
+        """Index the known events for fast per-pair lookups.
+
+        Args:
+            ease: ``(l2, tau)`` to fit the EASE features' weights, or None for none.
+            ease_neighbours: entries kept per column of the EASE weights.
+        """
         empty = pa.table({"user_id": pa.array([], pa.int64())})
         stats = user_features(known, empty, cut)
         user_stats = {int(u): (float(c), float(m), float(d)) for u, c, m, d in zip(
@@ -70,8 +86,12 @@ class RankingContext:
 
         matrix = InteractionMatrix.from_table(known, items=Vocab(catalogue.item_id))
         similarity = ItemKNN(neighbours=neighbours, shrink=10.0).fit(matrix).similarity_
+        ease_weights, tau = None, 10.0
+        if ease is not None:
+            ease_weights = ease_matrix(known, catalogue, float(ease[0]), ease_neighbours)
+            tau = float(ease[1])
         return cls(catalogue, item_embeddings, user_histories(known), user_stats, users, int(cut),
-                   float(ratings.mean()) if ratings.size else 3.0, similarity)
+                   float(ratings.mean()) if ratings.size else 3.0, similarity, ease_weights, tau)
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """Binary (n_items, n_genres) matrix over the catalogue's genre names."""
@@ -83,6 +103,16 @@ class RankingContext:
                 if g:
                     out[i, col[g]] = 1.0
         return out, names
+
+
+def ease_matrix(known: pa.Table, catalogue: Catalogue, l2: float, neighbours: int = 200) -> Any:
+    """EASE weights fitted on ``known`` over the catalogue, each column pruned to its
+    ``neighbours`` largest entries (CSR, catalogue-aligned)."""
+    from movierec.baselines.ease import GramEigen, pruned_weights
+    from movierec.data.matrix import InteractionMatrix, Vocab
+
+    matrix = InteractionMatrix.from_table(known, items=Vocab(catalogue.item_id))
+    return pruned_weights(GramEigen.from_data(matrix, max_items=len(catalogue)), l2, neighbours)
 
 
 def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarray,
@@ -123,6 +153,9 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
     recent_similarity = np.zeros(n, np.float32)
     cooc = np.zeros(n, np.float32)
     cooc_mean = np.zeros(n, np.float32)
+    ease_plain = np.zeros(n, np.float32)
+    ease_recent = np.zeros(n, np.float32)
+    affinity_recent = np.zeros(n, np.float32)
     order = np.argsort(user_ids, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(user_ids[order])) + 1, n]
     for start, stop in zip(bounds[:-1], bounds[1:]):
@@ -140,6 +173,9 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
             continue
         share = genres[rows].mean(axis=0)
         affinity[idx] = item_genres[idx] @ share
+        weights = np.exp(-np.arange(rows.size - 1, -1, -1, dtype=np.float64) / ctx.ease_tau)  # oldest first
+        recent_share = (weights @ genres[rows]) / weights.sum()
+        affinity_recent[idx] = item_genres[idx] @ recent_share
         affinity_max[idx] = (item_genres[idx] * share[None, :]).max(axis=1)
         hist_emb = ctx.item_embeddings[rows]
         sims = items[idx] @ hist_emb.T
@@ -150,12 +186,18 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
             summed = np.asarray(ctx.cooccurrence[rows].sum(axis=0)).ravel()[item_rows[idx]]
             cooc[idx] = summed
             cooc_mean[idx] = summed / rows.size
+        if ctx.ease is not None:
+            columns = item_rows[idx]
+            block = ctx.ease[rows][:, columns].toarray()  # (history, candidates)
+            ease_plain[idx] = block.sum(axis=0)
+            ease_recent[idx] = weights @ block
     out.update({
         "user_log_count": np.log1p(counts), "user_mean_rating": means,
         "user_log_days_since_last": np.log1p(since), "user_is_cold": (counts == 0).astype(np.float32),
         "genre_affinity": affinity, "genre_affinity_max": affinity_max,
         "history_similarity": similarity, "history_similarity_max": similarity_max,
         "recent_similarity": recent_similarity, "cooccurrence": cooc, "cooccurrence_mean": cooc_mean,
+        "ease_score": ease_plain, "ease_recency_score": ease_recent, "genre_affinity_recent": affinity_recent,
     })
     demo = ctx.users.lookup(user_ids) if ctx.users is not None else {}
     age = demo.get("age", np.full(n, np.nan, np.float32))
@@ -163,4 +205,6 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
     out["user_age_known"] = np.isfinite(age).astype(np.float32)
     for name in CATEGORICAL_FEATURES:
         out[name] = demo.get(name, np.full(n, "", dtype=object)).astype(object)
+    for name in ctx.dropped:
+        out[name] = np.zeros(n, np.float32)
     return {k: (v.astype(np.float32) if k in DENSE_FEATURES else v) for k, v in out.items()}

@@ -25,16 +25,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
 
 from movierec.baselines.run import write_recs
 from movierec.data.matrix import InteractionMatrix
+from movierec.errors import DataError
 from movierec.evaluation import ranking_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_dir, atomic_file, write_json
 from movierec.models.context import Periods
 from movierec.models.inputs import Catalogue, user_histories
 from movierec.models.ranking import candidate_rows
-from movierec.models.ranking_features import RankingContext
+from movierec.models.ranking_features import RankingContext, ease_matrix
 from movierec.models.retrieval import FittedRetrieval, fit_retrieval
 
 WIDTHS_KEYS = ("genres", "title", "tags")
@@ -49,15 +52,17 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def first_stage(fitted: Any, known: pa.Table, catalogue: Catalogue, users: Any, cut: int, evalset: EvalSet,
-                k: int) -> tuple[np.ndarray, np.ndarray, RankingContext]:
+                k: int, ease: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, RankingContext]:
     """Candidate rows for every evaluated user (warm: the towers; cold: recent popularity).
+
+    ``ease`` (``(l2, tau)``) also fits the EASE ranking features into the returned context.
 
     Returns:
         ``(rows, query_embeddings, context)``.
     """
     if not np.array_equal(catalogue.item_id, evalset.items.ids):
         raise ValueError("the catalogue and the evaluation's known items differ")
-    ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut)
+    ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut, ease=ease)
     histories = user_histories(known)
     query = fitted.embed_users(evalset.user_ids, [histories.get(int(u), np.array([], np.int64))
                                                   for u in evalset.user_ids])
@@ -82,16 +87,19 @@ def _write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def train_retrieval(periods: Periods, params: dict[str, Any], seed: int, served_dir: Path, work_dir: Path,
+def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], served_dir: Path, work_dir: Path,
                     recs_dir: Path, reports_dir: Path, save_towers_fn: Any) -> dict[str, Any]:
-    """Select epochs on validation, evaluate on test, run the ablation, export the served towers.
+    """For each seed: select epochs on validation, refit, list the test users' top 100; export the served towers.
 
     Args:
         periods: the loaded split and catalogues.
-        params: the ``retrieval`` section (model config, ``ablation`` variants, ``select_metric``).
-        seed: the shared seed.
+        params: the ``retrieval`` section (model config, ``select_metric``, ``final_fit_all``).
+        seeds: training seeds; the first also trains the served towers. Each seed's test
+            lists go to ``retrieval.seed<N>.parquet``, so the evaluation reports the mean
+            and spread over seeds.
         served_dir: where the served towers go (``checkpoints/retrieval``).
-        work_dir: where the evaluated models go for the ranking stage (``data/models``).
+        work_dir: where the evaluated models go for the ranking and ablation stages
+            (``data/models/seed<N>/retrieval_train`` and ``.../retrieval_train_valid``).
         recs_dir: where the test lists go (``data/recs/retrieval``).
         reports_dir: metrics and per-epoch curves.
         save_towers_fn: :func:`movierec.models.export.save_towers` (injected to keep imports light).
@@ -99,60 +107,68 @@ def train_retrieval(periods: Periods, params: dict[str, Any], seed: int, served_
     Returns:
         The stage report (also written to ``reports/retrieval.json``).
     """
+    if not seeds:
+        raise ValueError("at least one training seed is needed")
     config = {k: v for k, v in params.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     widths = {k: int(config["widths"][k]) for k in WIDTHS_KEYS}
-    ks = [10, 100]
     select = params.get("select_metric", "recall@100")
     valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
+    test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
+    per_seed: dict[str, Any] = {}
+    served: FittedRetrieval | None = None
+    with atomic_dir(recs_dir) as recs_tmp, atomic_dir(work_dir) as work_tmp:
+        for seed in seeds:
+            r_train, epochs, best = select_epochs(periods, config, seed, valid_eval, select)
+            if seed == seeds[0]:
+                _write_curve(reports_dir / "plots" / "retrieval_epochs.csv", r_train.history)
+            r_tv = fit_retrieval(periods.train_valid, periods.catalogue_test, periods.users, config, seed,
+                                 epochs=epochs, label=f"retrieval (train+valid, seed {seed})")
+            rows, _, _ = first_stage(r_tv, periods.train_valid, periods.catalogue_test, periods.users,
+                                     periods.test_start, test_eval, 100)
+            write_recs(recs_tmp / f"retrieval.seed{seed}.parquet", test_eval.user_ids, rows,
+                       periods.catalogue_test.item_id)
+            save_towers_fn(r_train, work_tmp / f"seed{seed}" / "retrieval_train", widths)
+            save_towers_fn(r_tv, work_tmp / f"seed{seed}" / "retrieval_train_valid", widths)
+            per_seed[str(seed)] = {"chosen_epochs": epochs, "valid_best": round(best, 6)}
+            if seed == seeds[0]:
+                served = r_tv
+                if params.get("final_fit_all", True):
+                    served = fit_retrieval(periods.everything, periods.catalogue_all, periods.users, config, seed,
+                                           epochs=epochs, label="retrieval (all events, served)")
+        assert served is not None
+        publish(served_dir, lambda staging: save_towers_fn(served, staging, widths))
+    report = {"seeds": seeds, "per_seed": per_seed, "chosen_epochs": per_seed[str(seeds[0])]["chosen_epochs"],
+              "select_metric": f"warm {select}", "valid_best": per_seed[str(seeds[0])]["valid_best"],
+              "served_seed": seeds[0],
+              "served_fitted_on": "all events" if params.get("final_fit_all", True) else "train+valid"}
+    write_json(reports_dir / "retrieval.json", report)
+    return report
+
+
+def select_epochs(periods: Periods, config: dict[str, Any], seed: int, valid_eval: EvalSet,
+                  select: str = "recall@100") -> tuple[FittedRetrieval, int, float]:
+    """Fit on the training part and keep the epoch with the best validation ``select`` metric
+    (on warm users).
+
+    Returns:
+        ``(model at its best epoch, that epoch count, the best validation value)``.
+    """
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "weights": None}
 
     def on_epoch(epoch: int, fitted: FittedRetrieval) -> dict[str, float]:
         rows, _, _ = first_stage(fitted, periods.train, periods.catalogue_valid, periods.users,
                                  periods.valid_start, valid_eval, 100)
-        metrics = slice_metrics(rows, valid_eval, ks)
+        metrics = slice_metrics(rows, valid_eval, [10, 100])
         score = metrics.get("warm", metrics["all"])[select]
         if score > best["score"]:
             best.update(score=score, epoch=epoch, weights=fitted.model.get_weights())
         return {f"valid_{s}_{m}": round(v, 6) for s, ms in metrics.items() for m, v in ms.items()
                 if m in ("recall@10", "ndcg@10", "recall@100")}
 
-    r_train = fit_retrieval(periods.train, periods.catalogue_valid, periods.users, config, seed,
-                            on_epoch=on_epoch, label="retrieval (train, epochs on valid)")
-    r_train.model.set_weights(best["weights"])
-    epochs = int(best["epoch"])
-    _write_curve(reports_dir / "plots" / "retrieval_epochs.csv", r_train.history)
-
-    test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
-    known_tv = periods.train_valid
-    r_tv = fit_retrieval(known_tv, periods.catalogue_test, periods.users, config, seed, epochs=epochs,
-                         label="retrieval (train+valid)")
-    rows, _, _ = first_stage(r_tv, known_tv, periods.catalogue_test, periods.users, periods.test_start, test_eval, 100)
-    with atomic_dir(recs_dir) as tmp:
-        write_recs(tmp / "retrieval.parquet", test_eval.user_ids, rows, periods.catalogue_test.item_id)
-
-    ablation: dict[str, Any] = {}
-    for name, override in (params.get("ablation") or {}).items():
-        variant = merge(config, override or {})
-        fitted = r_tv if variant == config else fit_retrieval(known_tv, periods.catalogue_test, periods.users,
-                                                              variant, seed, epochs=epochs, label=f"ablation {name}")
-        vrows, _, _ = first_stage(fitted, known_tv, periods.catalogue_test, periods.users, periods.test_start,
-                                  test_eval, 100)
-        ablation[name] = {s: {m: round(v, 6) for m, v in ms.items() if m in ("recall@10", "ndcg@10", "recall@100")}
-                          for s, ms in slice_metrics(vrows, test_eval, ks).items()}
-
-    with atomic_dir(work_dir) as tmp:
-        save_towers_fn(r_train, tmp / "retrieval_train", widths)
-        save_towers_fn(r_tv, tmp / "retrieval_train_valid", widths)
-    served = r_tv
-    if params.get("final_fit_all", True):
-        served = fit_retrieval(periods.everything, periods.catalogue_all, periods.users, config, seed,
-                               epochs=epochs, label="retrieval (all events, served)")
-    publish(served_dir, lambda staging: save_towers_fn(served, staging, widths))
-    report = {"chosen_epochs": epochs, "select_metric": f"warm {select}", "valid_best": round(best["score"], 6),
-              "ablation": ablation, "served_fitted_on": "all events" if params.get("final_fit_all", True)
-              else "train+valid"}
-    write_json(reports_dir / "retrieval.json", report)
-    return report
+    fitted = fit_retrieval(periods.train, periods.catalogue_valid, periods.users, config, seed,
+                           on_epoch=on_epoch, label=f"retrieval (train, epochs on valid, seed {seed})")
+    fitted.model.set_weights(best["weights"])
+    return fitted, int(best["epoch"]), float(best["score"])
 
 
 def publish(dest: Path, write: Any) -> None:
@@ -180,48 +196,143 @@ def publish(dest: Path, write: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def train_ranking(periods: Periods, params: dict[str, Any], seed: int, work_dir: Path, served_dir: Path,
+def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], work_dir: Path, served_dir: Path,
                   recs_dir: Path, reports_dir: Path) -> dict[str, Any]:
-    """Fit the ranker on the validation window, score the test chain, export the served ranker.
+    """For each seed: fit the ranker on the validation window, score the test chain; export the served ranker.
 
     Args:
         periods: the loaded split and catalogues.
-        params: the ``ranking`` section (model config, ``candidates``, ``random_negatives``).
-        seed: the shared seed.
+        params: the ``ranking`` section (model config, ``candidates``, ``random_negatives``,
+            ``final_fit_all``, and ``ease``: the ``(l2, tau)`` of the EASE features or None).
+        seeds: training seeds, matching the retrieval stage's; the first trains the served ranker.
         work_dir: the retrieval stage's evaluated models (``data/models``).
         served_dir: ``checkpoints/ranking``.
-        recs_dir: where the chain's test lists and rating predictions go (``data/recs/ranking``).
+        recs_dir: where the chain's test lists (``chain.seed<N>.parquet``) and rating
+            predictions go (``data/recs/ranking``).
         reports_dir: metrics and per-epoch curves.
 
     Returns:
         The stage report (also written to ``reports/ranking.json``).
     """
     from movierec.models.export import LoadedRetrieval
-    from movierec.models.ranking import fit_ranker, rerank, training_pairs
-    from movierec.models.ranking_export import save_ranker
+    from movierec.models.ranking_export import save_ease, save_ranker
+
+    if not seeds:
+        raise ValueError("at least one training seed is needed")
+    k = int(params.get("candidates", 100))
+    ease = params.get("ease")  # (l2, tau) chosen by the baselines stage on validation
+    test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
+    per_seed: dict[str, Any] = {}
+    with atomic_dir(recs_dir) as tmp:
+        for seed in seeds:
+            seed_dir = Path(work_dir) / f"seed{seed}"
+            if not (seed_dir / "retrieval_train").exists():
+                raise DataError(f"no retrieval models for seed {seed}; run `movierec train retrieval` with the "
+                                "same train.seeds first", path=seed_dir)
+            r_train = LoadedRetrieval(seed_dir / "retrieval_train", periods.users)
+            r_tv = LoadedRetrieval(seed_dir / "retrieval_train_valid", periods.users)
+            ranker, n_pairs, positive_share = fit_ranker_on_window(
+                r_train, periods.train, periods.catalogue_valid, periods.valid_start, periods.valid, periods.users,
+                params, seed, ease, f"ranker (valid window, seed {seed})")
+            chain, ctx, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease)
+            write_recs(tmp / f"chain.seed{seed}.parquet", test_eval.user_ids, chain, periods.catalogue_test.item_id)
+            per_seed[str(seed)] = {"training_pairs": n_pairs, "positive_share": round(positive_share, 4),
+                                   "final_epoch": {m: round(v, 4) for m, v in ranker.history[-1].items()}}
+            if seed != seeds[0]:
+                continue
+            pred = rating_predictions(ranker, ctx, r_tv, periods)
+            pq.write_table(pa.table({"user_id": periods.test.column("user_id"),
+                                     "item_id": periods.test.column("item_id"),
+                                     "prediction": pa.array(pred, pa.float32())}), tmp / "ratings_ranker.parquet")
+            _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
+            served, served_pairs = ranker, n_pairs
+            if params.get("final_fit_all", True):
+                served, served_pairs, _ = fit_ranker_on_window(
+                    r_tv, periods.train_valid, periods.catalogue_test, periods.test_start, periods.test,
+                    periods.users, params, seed, ease, "ranker (test window, served)")
+            # the service describes users as of now: EASE refitted on every event, like its co-occurrence
+            n_all = len(periods.catalogue_all)
+            served_ease = (ease_matrix(periods.everything, periods.catalogue_all, ease[0]) if ease
+                           else sp.csr_matrix((n_all, n_all), dtype=np.float32))  # no EASE: zero features
+
+            def export(staging: Path) -> None:
+                save_ranker(served, staging, {"candidates": k, "ease": list(ease) if ease else None})
+                save_ease(served_ease, ease[1] if ease else 10.0, staging)
+
+            publish(served_dir, export)
+    first = per_seed[str(seeds[0])]
+    report = {"seeds": seeds, "per_seed": per_seed, "training_pairs": first["training_pairs"],
+              "positive_share": first["positive_share"], "final_epoch": first["final_epoch"],
+              "ease_features": {"l2": ease[0], "tau": ease[1]} if ease else None,
+              "served_fitted_on": "test-period labels" if params.get("final_fit_all", True) else "valid-period labels",
+              "served_training_pairs": served_pairs, "served_seed": seeds[0]}
+    write_json(reports_dir / "ranking.json", report)
+    return report
+
+
+def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, Any]:
+    """The ``ranking`` section of params.yaml, plus ``final_fit_all`` and, with
+    ``ease_features``, the EASE features' ``(l2, tau)`` as the baselines stage chose them.
+
+    Raises:
+        DataError: EASE features are on but the baselines stage has not run.
+    """
+    from movierec.io import read_json
+
+    section = {**params["ranking"], "final_fit_all": params["train"]["final_fit_all"]}
+    if section.get("ease_features", True):
+        chosen_path = Path(baselines_dir) / "validation.json"
+        if not chosen_path.exists():
+            raise DataError("the ranker's EASE features take the baselines' tuned settings; run `movierec "
+                            "baselines` first (or set ranking.ease_features: false)", path=chosen_path)
+        chosen = read_json(chosen_path)["ease_recency"]["chosen"]
+        section["ease"] = (float(chosen["l2"]), float(chosen["recency_tau"]))
+    return section
+
+
+def fit_ranker_on_window(retrieval: Any, known: pa.Table, catalogue: Catalogue, cut: int, labels: pa.Table,
+                         users: Any, params: dict[str, Any], seed: int, ease: tuple[float, float] | None,
+                         label: str, dropped: tuple[str, ...] = (),
+                         ctx: RankingContext | None = None) -> tuple[Any, int, float]:
+    """Fit a ranker on ``labels`` with features as of ``cut`` and ``retrieval``'s candidates
+    (``dropped`` features held at zero, for the ablation; ``ctx``: a context already built
+    for these arguments, to reuse).
+
+    Returns:
+        ``(ranker, number of training pairs, share of positives)``.
+    """
+    from movierec.models.ranking import fit_ranker, training_pairs
 
     k = int(params.get("candidates", 100))
-    negatives = int(params.get("random_negatives", 20))
-    r_train = LoadedRetrieval(work_dir / "retrieval_train", periods.users)
-    r_tv = LoadedRetrieval(work_dir / "retrieval_train_valid", periods.users)
+    if ctx is None:
+        ctx = RankingContext.build(known, catalogue, retrieval.embed_items(), users, cut, ease=ease)
+    ctx.dropped = tuple(dropped)
+    histories = user_histories(known)
+    label_users = np.unique(labels.column("user_id").to_numpy())
+    query = retrieval.embed_users(label_users, [histories.get(int(u), np.array([], np.int64)) for u in label_users])
+    feats, y, ratings = training_pairs(ctx, dict(zip(label_users.tolist(), query)), labels, k,
+                                       int(params.get("random_negatives", 20)), seed)
+    return fit_ranker(feats, y, ratings, params, seed, label=label), int(y.size), float(y.mean())
 
-    def fit_on_window(retrieval: Any, known: pa.Table, catalogue: Catalogue, cut: int, labels: pa.Table,
-                      label: str) -> Any:
-        ctx = RankingContext.build(known, catalogue, retrieval.embed_items(), periods.users, cut)
-        histories = user_histories(known)
-        users = np.unique(labels.column("user_id").to_numpy())
-        query = retrieval.embed_users(users, [histories.get(int(u), np.array([], np.int64)) for u in users])
-        feats, y, ratings = training_pairs(ctx, dict(zip(users.tolist(), query)), labels, k, negatives, seed)
-        return fit_ranker(feats, y, ratings, params, seed, label=label), int(y.size), float(y.mean())
 
-    ranker, n_pairs, positive_share = fit_on_window(r_train, periods.train, periods.catalogue_valid,
-                                                    periods.valid_start, periods.valid, "ranker (valid window)")
-    test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
+def chain_on_test(ranker: Any, r_tv: Any, periods: Periods, test_eval: EvalSet, k: int,
+                  ease: tuple[float, float] | None,
+                  dropped: tuple[str, ...] = ()) -> tuple[np.ndarray, RankingContext, np.ndarray]:
+    """The chain for the test users: top-``k`` retrieval candidates reordered by the ranker.
+
+    Returns:
+        ``(ranked rows, the context, the users' query embeddings)``.
+    """
+    from movierec.models.ranking import rerank
+
     cands, query, ctx = first_stage(r_tv, periods.train_valid, periods.catalogue_test, periods.users,
-                                    periods.test_start, test_eval, k)
-    chain = rerank(ranker, ctx, test_eval.user_ids, query, cands)
+                                    periods.test_start, test_eval, k, ease=ease)
+    ctx.dropped = tuple(dropped)
+    return rerank(ranker, ctx, test_eval.user_ids, query, cands), ctx, query
 
-    # rating predictions for every test event (items the catalogue lacks: the user's mean)
+
+def rating_predictions(ranker: Any, ctx: RankingContext, r_tv: Any, periods: Periods) -> np.ndarray:
+    """The rating head's prediction for every test event (items the catalogue lacks: the user's mean)."""
     from movierec.models.ranking_features import pair_features
 
     test_users = periods.test.column("user_id").to_numpy()
@@ -235,23 +346,4 @@ def train_ranking(periods: Periods, params: dict[str, Any], seed: int, work_dir:
         q = q_users[np.searchsorted(uniq, test_users[known_rows])]
         _, ratings = ranker.predict(pair_features(ctx, test_users[known_rows], test_rows[known_rows], q))
         pred[known_rows] = np.clip(ratings, 0.5, 5.0)
-    with atomic_dir(recs_dir) as tmp:
-        write_recs(tmp / "chain.parquet", test_eval.user_ids, chain, periods.catalogue_test.item_id)
-        pa_table = pa.table({"user_id": periods.test.column("user_id"), "item_id": periods.test.column("item_id"),
-                             "prediction": pa.array(pred, pa.float32())})
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa_table, tmp / "ratings_ranker.parquet")
-    _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
-
-    served, served_pairs = ranker, n_pairs
-    if params.get("final_fit_all", True):
-        served, served_pairs, _ = fit_on_window(r_tv, periods.train_valid, periods.catalogue_test,
-                                                periods.test_start, periods.test, "ranker (test window, served)")
-    publish(served_dir, lambda staging: save_ranker(served, staging, {"candidates": k}))
-    report = {"training_pairs": n_pairs, "positive_share": round(positive_share, 4),
-              "final_epoch": {m: round(v, 4) for m, v in ranker.history[-1].items()},
-              "served_fitted_on": "test-period labels" if params.get("final_fit_all", True) else "valid-period labels",
-              "served_training_pairs": served_pairs}
-    write_json(reports_dir / "ranking.json", report)
-    return report
+    return pred

@@ -23,7 +23,7 @@ from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
 from movierec.models.fast_towers import NumpyQueryTower
 from movierec.models.inputs import UserDirectory, pad_ids, user_histories
-from movierec.models.ranking_export import NumpyRanker, load_ranker, predict_exported
+from movierec.models.ranking_export import NumpyRanker, load_ease, load_ranker, predict_exported
 from movierec.models.ranking_features import RankingContext, pair_features
 from movierec.models.topk_export import load_topk
 
@@ -71,8 +71,14 @@ class Recommender:
         events = pq.read_table(interactions_path, columns=["user_id", "item_id", "rating", "timestamp"])
         self.histories = user_histories(events)
         cut = int(np.max(events.column("timestamp").to_numpy())) + 1
-        self.context = _ServingContext.of(
-            RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut))
+        context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut)
+        try:
+            ease = load_ease(bundle_dir / "ranking", len(self.catalogue))
+        except ValueError as exc:
+            raise DataError(str(exc), path=bundle_dir / "ranking") from exc
+        if ease is not None:
+            context.ease, context.ease_tau = ease
+        self.context = _ServingContext.of(context)
         self.ranker = load_ranker(bundle_dir / "ranking")
         self.scann = load_topk(bundle_dir / "retrieval" / "scann")
         self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
@@ -230,7 +236,8 @@ class Recommender:
         if query.history or feedback:
             # the pair features look up only this user's history, so a one-entry dict is enough
             ctx = _ServingContext(ctx.catalogue, ctx.item_embeddings, {user: np.array(history)}, ctx.user_stats,
-                                  ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence, genres=ctx.genres_cached)
+                                  ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence, ctx.ease, ctx.ease_tau,
+                                  genres=ctx.genres_cached)
         feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
         self._override_demographics(feats, query)
         scores, ratings = self.predict(feats)
@@ -333,7 +340,7 @@ class _ServingContext(RankingContext):
     def of(cls, ctx: RankingContext) -> "_ServingContext":
         """The same context, with its genre matrix cached."""
         return cls(ctx.catalogue, ctx.item_embeddings, ctx.histories, ctx.user_stats, ctx.users, ctx.cut,
-                   ctx.global_mean, ctx.cooccurrence)
+                   ctx.global_mean, ctx.cooccurrence, ctx.ease, ctx.ease_tau)
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """The cached matrix (read-only) and a copy of the genre names."""
