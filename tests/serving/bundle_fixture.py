@@ -95,14 +95,18 @@ def tiny_params(dataset: Path) -> dict[str, Any]:
     return params
 
 
-def build_tiny_project(base: Path) -> TinyProject:
-    """Run every pipeline step through ``movierec.cli.main`` in ``base/project``."""
+def build_tiny_project(base: Path, final_fit_all: bool = True) -> TinyProject:
+    """Run every pipeline step through ``movierec.cli.main`` in ``base/project``.
+
+    ``final_fit_all=False`` serves the evaluated models (fitted before the test period).
+    """
     from movierec.cli import main
 
     project = base / "project"
     project.mkdir(parents=True)
     dataset = write_csv_dataset(base / "tiny-latest")
     params = tiny_params(dataset)
+    params["train"]["final_fit_all"] = final_fit_all
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     with chdir(project):
         for argv in STEPS:

@@ -87,7 +87,7 @@ def _write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], served_dir: Path, work_dir: Path,
+def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], served_dir: Path | None, work_dir: Path,
                     recs_dir: Path, reports_dir: Path, save_towers_fn: Any) -> dict[str, Any]:
     """For each seed: select epochs on validation, refit, list the test users' top 100; export the served towers.
 
@@ -97,7 +97,7 @@ def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], 
         seeds: training seeds; the first also trains the served towers. Each seed's test
             lists go to ``retrieval.seed<N>.parquet``, so the evaluation reports the mean
             and spread over seeds.
-        served_dir: where the served towers go (``checkpoints/retrieval``).
+        served_dir: where the served towers go (``checkpoints/retrieval``); None exports none.
         work_dir: where the evaluated models go for the ranking and ablation stages
             (``data/models/seed<N>/retrieval_train`` and ``.../retrieval_train_valid``).
         recs_dir: where the test lists go (``data/recs/retrieval``).
@@ -130,13 +130,14 @@ def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], 
             save_towers_fn(r_train, work_tmp / f"seed{seed}" / "retrieval_train", widths)
             save_towers_fn(r_tv, work_tmp / f"seed{seed}" / "retrieval_train_valid", widths)
             per_seed[str(seed)] = {"chosen_epochs": epochs, "valid_best": round(best, 6)}
-            if seed == seeds[0]:
+            if seed == seeds[0] and served_dir is not None:
                 served = r_tv
                 if params.get("final_fit_all", True):
                     served = fit_retrieval(periods.everything, periods.catalogue_all, periods.users, config, seed,
                                            epochs=epochs, label="retrieval (all events, served)")
-        assert served is not None
-        publish(served_dir, lambda staging: save_towers_fn(served, staging, widths))
+        if served_dir is not None:
+            assert served is not None
+            publish(served_dir, lambda staging: save_towers_fn(served, staging, widths))
     report = {"seeds": seeds, "per_seed": per_seed, "chosen_epochs": per_seed[str(seeds[0])]["chosen_epochs"],
               "select_metric": f"warm {select}", "valid_best": per_seed[str(seeds[0])]["valid_best"],
               "served_seed": seeds[0],
@@ -196,7 +197,7 @@ def publish(dest: Path, write: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], work_dir: Path, served_dir: Path,
+def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], work_dir: Path, served_dir: Path | None,
                   recs_dir: Path, reports_dir: Path) -> dict[str, Any]:
     """For each seed: fit the ranker on the validation window, score the test chain; export the served ranker.
 
@@ -206,7 +207,7 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
             ``final_fit_all``, and ``ease``: the ``(l2, tau)`` of the EASE features or None).
         seeds: training seeds, matching the retrieval stage's; the first trains the served ranker.
         work_dir: the retrieval stage's evaluated models (``data/models``).
-        served_dir: ``checkpoints/ranking``.
+        served_dir: ``checkpoints/ranking``; None exports none.
         recs_dir: where the chain's test lists (``chain.seed<N>.parquet``) and rating
             predictions go (``data/recs/ranking``).
         reports_dir: metrics and per-epoch curves.
@@ -223,6 +224,7 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
     ease = params.get("ease")  # (l2, tau) chosen by the baselines stage on validation
     test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
     per_seed: dict[str, Any] = {}
+    served_pairs = 0
     with atomic_dir(recs_dir) as tmp:
         for seed in seeds:
             seed_dir = Path(work_dir) / f"seed{seed}"
@@ -246,14 +248,18 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
                                      "prediction": pa.array(pred, pa.float32())}), tmp / "ratings_ranker.parquet")
             _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
             served, served_pairs = ranker, n_pairs
+            if served_dir is None:
+                continue
             if params.get("final_fit_all", True):
                 served, served_pairs, _ = fit_ranker_on_window(
                     r_tv, periods.train_valid, periods.catalogue_test, periods.test_start, periods.test,
                     periods.users, params, seed, ease, "ranker (test window, served)")
-            # the service describes users as of now: EASE refitted on every event, like its co-occurrence
-            n_all = len(periods.catalogue_all)
-            served_ease = (ease_matrix(periods.everything, periods.catalogue_all, ease[0]) if ease
-                           else sp.csr_matrix((n_all, n_all), dtype=np.float32))  # no EASE: zero features
+            # the service describes users with the events it serves (every event, or train+valid
+            # when the evaluated models are served): EASE refitted on them, like its co-occurrence
+            events, catalogue = ((periods.everything, periods.catalogue_all) if params.get("final_fit_all", True)
+                                 else (periods.train_valid, periods.catalogue_test))
+            served_ease = (ease_matrix(events, catalogue, ease[0]) if ease
+                           else sp.csr_matrix((len(catalogue), len(catalogue)), dtype=np.float32))  # zero features
 
             def export(staging: Path) -> None:
                 save_ranker(served, staging, {"candidates": k, "ease": list(ease) if ease else None})

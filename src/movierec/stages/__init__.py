@@ -1,0 +1,1 @@
+"""Pipeline stages that chain several steps (the stage layer grows here)."""
