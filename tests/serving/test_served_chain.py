@@ -46,3 +46,21 @@ def test_api_chain_reproduces_the_evaluated_chain(evaluated_project: TinyProject
             same_lists += served == list(expected)
     # the exported ranker matches the in-memory one to 1e-5, so near-ties may swap: allow a few
     assert same_lists >= 0.95 * len(offline["user_id"]), f"{same_lists} of {len(offline['user_id'])} lists identical"
+
+
+def test_served_ratings_come_from_the_exported_biases(evaluated_project: TinyProject, tmp_path: Path) -> None:
+    """The rating head does not beat the biases baseline, so the API's ratings are the biases'."""
+    import numpy as np
+
+    from movierec.models.ranking_export import load_rating_biases
+
+    biases = load_rating_biases(evaluated_project.checkpoints / "ranking")
+    assert biases is not None and biases.user_ids.size > 0
+    settings = make_settings(evaluated_project, tmp_path / "db.sqlite")
+    user = int(biases.user_ids[0])
+    with TestClient(create_app(settings), headers={"X-API-Key": API_KEY}) as client:
+        items = [i["item_id"] for i in client.post("/api/v1/retrieval", json={"user_id": user, "k": 5}).json()["items"]]
+        ranked = client.post("/api/v1/ranking", json={"user_id": user, "item_ids": items}).json()["items"]
+    got = {i["item_id"]: i["rating"] for i in ranked}
+    want = biases.predict(np.full(len(items), user), np.array(items))
+    assert np.allclose([got[i] for i in items], want, atol=1e-5)

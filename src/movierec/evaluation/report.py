@@ -99,7 +99,9 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
 
     ks = [int(k) for k in params["ks"]]
     k_max = max(ks)
-    interval_metrics = [f"{m}@{k}" for m in ("ndcg", "recall") for k in sorted(set(ks))]
+    # every per-user metric gets an interval; paired comparisons are made on NDCG and recall
+    interval_metrics = [f"{m}@{k}" for m in ("ndcg", "recall", "hitrate", "map", "precision")
+                        for k in sorted(set(ks))] + ["mrr"]
     known = InteractionMatrix.from_table(read_parts(split_dir, "train", "valid"))
     test = read_parts(split_dir, "test")
     evalset = build_eval_set(known, test, params.get("min_rating"))
@@ -132,9 +134,9 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
                             m: {"mean": float(np.mean([r[m] for r in per_run])),
                                 "std": float(np.std([r[m] for r in per_run], ddof=1)),
                                 "min": float(np.min([r[m] for r in per_run])),
-                                "max": float(np.max([r[m] for r in per_run]))} for m in interval_metrics}}
-            per_user[name] = {m: np.mean([per_user_ranking_metrics(r, evalset.relevant, ks)[m] for r in runs], axis=0)
-                              for m in interval_metrics}
+                                "max": float(np.max([r[m] for r in per_run]))} for m in per_run[0]}}
+            run_values = [per_user_ranking_metrics(r, evalset.relevant, ks) for r in runs]
+            per_user[name] = {m: np.mean([v[m] for v in run_values], axis=0) for m in interval_metrics}
             system["interval"] = {m: mean_interval(v, seed=BOOTSTRAP_SEED) for m, v in per_user[name].items()}
             result["systems"][name] = system
             if (Path(recs_dir) / BASELINES_MARKER).exists():
@@ -176,7 +178,7 @@ def paired_comparisons(per_user: dict[str, dict[str, np.ndarray]], baselines: li
     out: dict[str, Any] = {"reference": {}, "ease": {}, "best_baseline": {}}
     if not baselines:
         return out
-    metrics = list(next(iter(per_user.values())))
+    metrics = [m for m in next(iter(per_user.values())) if m.startswith(("ndcg@", "recall@"))]
     best = {m: max(baselines, key=lambda b: per_user[b][m].mean()) for m in metrics}
     out["reference"] = {f"best_baseline_{m}": b for m, b in best.items()}
     for name, values in per_user.items():

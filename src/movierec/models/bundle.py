@@ -25,6 +25,7 @@ REQUIRED = {
     "ranking/ranker.json": "ranker metadata",
     "ranking/ease.npz": "EASE weights of the ranking features",
     "ranking/ease.json": "EASE feature settings",
+    "ranking/rating_biases.npz": "the served rating predictor (mean plus user and item biases)",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,53 @@ def load_ease(directory: Path, n_items: int) -> tuple[Any, float] | None:
         raise ValueError(f"{path}: EASE weights are {weights.shape}, the catalogue has {n_items} items")
     meta = json.loads((Path(directory) / "ease.json").read_text())
     return weights, float(meta["tau"])
+
+
+RATING_FILE = "rating_biases.npz"
+
+
+@dataclass(frozen=True)
+class RatingBiases:
+    """The served rating predictor: ``mean + b_user + b_item`` (unknown ids add nothing).
+
+    The ranker's rating head is measured against this baseline and does not beat it, so
+    the service predicts ratings with the biases, fitted on the events it serves.
+    """
+
+    mean: float
+    user_ids: np.ndarray
+    user_bias: np.ndarray
+    item_ids: np.ndarray
+    item_bias: np.ndarray
+
+    def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """Predicted ratings, clipped to the half-star scale's range."""
+        def lookup(ids: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+            ids = np.asarray(ids, np.int64)
+            if keys.size == 0:
+                return np.zeros(ids.shape)
+            pos = np.minimum(np.searchsorted(keys, ids), keys.size - 1)
+            return np.where(keys[pos] == ids, values[pos], 0.0)
+
+        pred = self.mean + lookup(user_ids, self.user_ids, self.user_bias) + lookup(item_ids, self.item_ids,
+                                                                                   self.item_bias)
+        return np.clip(pred, 0.5, 5.0).astype(np.float32)
+
+
+def save_rating_biases(model: Any, out_dir: Path) -> None:
+    """Write a fitted :class:`movierec.baselines.BiasBaseline`'s arrays beside the ranker."""
+    np.savez(Path(out_dir) / RATING_FILE, mean=np.array(model.mean_), user_ids=model.users_.ids,
+             user_bias=model.user_bias_, item_ids=model.items_.ids, item_bias=model.item_bias_)
+
+
+def load_rating_biases(directory: Path) -> RatingBiases | None:
+    """The exported rating biases, or None if the bundle has none."""
+    path = Path(directory) / RATING_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as arrays:
+        return RatingBiases(float(arrays["mean"]), arrays["user_ids"].astype(np.int64), arrays["user_bias"],
+                            arrays["item_ids"].astype(np.int64), arrays["item_bias"])
 
 
 def load_ranker(directory: Path) -> Any:

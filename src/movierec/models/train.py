@@ -216,7 +216,8 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
         The stage report (also written to ``reports/ranking.json``).
     """
     from movierec.models.export import LoadedRetrieval
-    from movierec.models.ranking_export import save_ease, save_ranker
+    from movierec.baselines.biases import BiasBaseline
+    from movierec.models.ranking_export import save_ease, save_ranker, save_rating_biases
 
     if not seeds:
         raise ValueError("at least one training seed is needed")
@@ -243,9 +244,17 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
             if seed != seeds[0]:
                 continue
             pred = rating_predictions(ranker, ctx, r_tv, periods)
-            pq.write_table(pa.table({"user_id": periods.test.column("user_id"),
-                                     "item_id": periods.test.column("item_id"),
-                                     "prediction": pa.array(pred, pa.float32())}), tmp / "ratings_ranker.parquet")
+            known = periods.train_valid
+            served_rating = BiasBaseline(reg=float(params.get("rating_reg", 10.0))).fit(
+                known.column("user_id").to_numpy(), known.column("item_id").to_numpy(),
+                known.column("rating").to_numpy()).predict(periods.test.column("user_id").to_numpy(),
+                                                           periods.test.column("item_id").to_numpy())
+            # the rating head (measured) and the chain's served rating predictor (the biases)
+            for name, values in (("ranker", pred), ("chain", np.clip(served_rating, 0.5, 5.0))):
+                pq.write_table(pa.table({"user_id": periods.test.column("user_id"),
+                                         "item_id": periods.test.column("item_id"),
+                                         "prediction": pa.array(values, pa.float32())}),
+                               tmp / f"ratings_{name}.parquet")
             _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
             served, served_pairs = ranker, n_pairs
             if served_dir is None:
@@ -261,9 +270,17 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
             served_ease = (ease_matrix(events, catalogue, ease[0]) if ease
                            else sp.csr_matrix((len(catalogue), len(catalogue)), dtype=np.float32))  # zero features
 
+            # predicted ratings: the biases baseline (with its tuned regularisation), which the
+            # rating head does not beat on RMSE, refitted on the served events
+            biases = BiasBaseline(reg=float(params.get("rating_reg", 10.0))).fit(
+                events.column("user_id").to_numpy(), events.column("item_id").to_numpy(),
+                events.column("rating").to_numpy())
+
             def export(staging: Path) -> None:
-                save_ranker(served, staging, {"candidates": k, "ease": list(ease) if ease else None})
+                save_ranker(served, staging, {"candidates": k, "ease": list(ease) if ease else None,
+                                              "rating": "mean plus user and item biases (rating_biases.npz)"})
                 save_ease(served_ease, ease[1] if ease else 10.0, staging)
+                save_rating_biases(biases, staging)
 
             publish(served_dir, export)
     first = per_seed[str(seeds[0])]
@@ -293,6 +310,9 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
                             "baselines` first (or set ranking.ease_features: false)", path=chosen_path)
         chosen = read_json(chosen_path)["ease_recency"]["chosen"]
         section["ease"] = (float(chosen["l2"]), float(chosen["recency_tau"]))
+    chosen_path = Path(baselines_dir) / "validation.json"
+    if chosen_path.exists():  # the served rating predictor takes the biases baseline's tuned regularisation
+        section["rating_reg"] = float(read_json(chosen_path)["biases"]["chosen"]["reg"])
     return section
 
 

@@ -23,7 +23,13 @@ from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
 from movierec.models.fast_towers import NumpyQueryTower
 from movierec.models.inputs import UserDirectory, pad_ids, user_histories
-from movierec.models.ranking_export import NumpyRanker, load_ease, load_ranker, predict_exported
+from movierec.models.ranking_export import (
+    NumpyRanker,
+    load_ease,
+    load_rating_biases,
+    load_ranker,
+    predict_exported,
+)
 from movierec.models.ranking_features import RankingContext, pair_features
 from movierec.models.topk_export import load_topk
 
@@ -80,6 +86,7 @@ class Recommender:
             context.ease, context.ease_tau = ease
         self.context = _ServingContext.of(context)
         self.ranker = load_ranker(bundle_dir / "ranking")
+        self.rating_biases = load_rating_biases(bundle_dir / "ranking")
         self.scann = load_topk(bundle_dir / "retrieval" / "scann")
         self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
         self.query_inputs = list(self.retrieval.meta["query_inputs"])
@@ -241,6 +248,8 @@ class Recommender:
         feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
         self._override_demographics(feats, query)
         scores, ratings = self.predict(feats)
+        if self.rating_biases is not None:  # the served rating predictor (see RatingBiases)
+            ratings = self.rating_biases.predict(np.full(rows.size, user, np.int64), self.catalogue.item_id[rows])
         order = np.argsort(-scores, kind="stable")
         return Result([int(item_ids[i]) for i in order], scores[order].astype(float).tolist()), ratings[order]
 
