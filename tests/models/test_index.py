@@ -88,7 +88,18 @@ def test_index_json_reports_recall_and_timings(built: tuple[Path, dict]) -> None
     for name in ("scann", "faiss"):
         assert 0.9 <= summary["recall"][name] <= 1.0
     assert summary["recall"]["faiss"] == 1.0  # every list probed: exact
-    assert set(summary["build_seconds"]) == {"brute", "scann", "faiss"}
+    assert set(summary["build_seconds"]) == {"brute", "scann", "faiss", "tuning"}
+    # search settings chosen for this catalogue: the first rung of each ladder reaching the aim
+    aim = summary["target_recall"] + 0.01
+    faiss_ladder = summary["tuning"]["faiss"]
+    reached = [row["nprobe"] for row in faiss_ladder if row["recall"] >= aim]
+    assert summary["faiss"]["nprobe"] == (reached[0] if reached else summary["faiss"]["nlist"])
+    assert all(row["recall"] < aim for row in faiss_ladder[:-1])  # it stopped at the first success
+    scann_ladder = summary["tuning"]["scann"]
+    last = scann_ladder[-1]
+    if last["recall"] >= aim:
+        assert summary["scann"]["num_leaves_to_search"] == last["num_leaves_to_search"]
+        assert summary["scann"]["num_reordering_candidates"] == last["num_reordering_candidates"]
     assert all(v > 0 for v in summary["latency_ms_per_batch"].values())
     assert summary["eval_queries"] == 200
 
@@ -228,3 +239,26 @@ def test_unfilled_slots_are_marked_empty() -> None:
     index = build_faiss(embeddings, {"nlist": 4, "nprobe": 1})
     scores, found = search_faiss(index, ids, embeddings[:4], 160)
     assert (found == -1).any() and np.isneginf(scores[found == -1]).all()
+
+
+def test_index_tuning_picks_the_cheapest_setting_reaching_the_target() -> None:
+    import faiss
+    import numpy as np
+
+    from movierec.models.faiss_index import build_faiss
+    from movierec.models.index_tuning import exact_top_k, ladder, tune_faiss
+
+    assert ladder(1) == [1] and ladder(10) == [1, 2, 4, 8, 10]
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=(2000, 16)).astype(np.float32)
+    queries = rng.normal(size=(100, 16)).astype(np.float32)
+    ids = np.arange(2000, dtype=np.int64) + 10
+    truth = exact_top_k(queries, items, ids, 20)
+    index = build_faiss(items, {"nlist": 32, "nprobe": 1})
+    nprobe, tried = tune_faiss(index, ids, queries, truth, 20, 0.9)
+    assert tried[-1]["nprobe"] == nprobe and tried[-1]["recall"] >= 0.9
+    assert all(row["recall"] < 0.9 for row in tried[:-1])
+    assert faiss.extract_index_ivf(index).nprobe == nprobe  # left set on the index
+    # an unreachable target searches every list (exact)
+    nprobe, _ = tune_faiss(index, ids, queries, truth, 20, 1.01)
+    assert nprobe == 32
