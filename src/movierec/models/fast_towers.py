@@ -28,6 +28,8 @@ def save_query_weights(tower: Any, out_dir: Path) -> None:
     for name, lookup in tower.categorical.items():
         arrays[f"vocab_{name}"] = np.array(lookup.get_vocabulary(), dtype=str)
         arrays[f"embed_{name}"] = tower.categorical_embed[name].embeddings.numpy()
+    if getattr(tower, "gru", None) is not None:
+        arrays["gru_kernel"], arrays["gru_recurrent"], arrays["gru_bias"] = tower.gru.get_weights()
     if tower.hidden is not None:
         for i, layer in enumerate(tower.hidden.layers):
             arrays[f"hidden_{i}_kernel"], arrays[f"hidden_{i}_bias"] = layer.get_weights()
@@ -53,6 +55,27 @@ def _masked_mean(emb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return (emb * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _gru(emb: np.ndarray, mask: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray,
+         bias: np.ndarray) -> np.ndarray:
+    """Keras' GRU (``reset_after=True``, gates z, r, h) over ``emb``'s steps; masked steps keep the state."""
+    units = recurrent.shape[0]
+    state = np.zeros((emb.shape[0], units), np.float32)
+    inputs = emb @ kernel + bias[0]  # every step's input projections at once
+    for t in range(emb.shape[1]):
+        x = inputs[:, t]
+        h = state @ recurrent + bias[1]
+        z = _sigmoid(x[:, :units] + h[:, :units])
+        r = _sigmoid(x[:, units : 2 * units] + h[:, units : 2 * units])
+        candidate = np.tanh(x[:, 2 * units :] + r * h[:, 2 * units :])
+        new = z * state + (1.0 - z) * candidate
+        state = np.where(mask[:, t : t + 1], new, state).astype(np.float32)
+    return state
+
+
 class NumpyQueryTower:
     """Same computation as :class:`movierec.models.towers.QueryTower`, from saved arrays."""
 
@@ -68,6 +91,7 @@ class NumpyQueryTower:
                           for n in self.demographics if n != "age"}
         self.cat_embed = {n: a[f"embed_{n}"] for n in self.cat_vocab}
         self.hidden = dense_layers(a, "hidden")
+        self.gru = (a["gru_kernel"], a["gru_recurrent"], a["gru_bias"]) if "gru_kernel" in a else None
 
     @classmethod
     def load(cls, directory: Path) -> "NumpyQueryTower | None":
@@ -91,6 +115,8 @@ class NumpyQueryTower:
             length = (history >= 0).sum(axis=1, keepdims=True)
             pos = np.arange(history.shape[1])[None, :]
             parts.append(_masked_mean(emb, mask & (pos >= length - self.recent)))
+            if self.gru is not None:
+                parts.append(_gru(emb, mask, *self.gru))
         for name in self.demographics:
             if name == "age":
                 age = np.asarray(inputs["age"], np.float32)

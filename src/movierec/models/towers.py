@@ -55,6 +55,8 @@ class QueryTower(keras.Model):
     """Encodes a user: id, demographics and the recent history of item ids.
 
     ``use_id``: the user's own embedding (row 0 for users the model never saw).
+    ``sequence: gru`` adds a GRU read of the history in time order (its final state), a
+    sequence-aware summary that weighs the latest items by what came before them.
     ``use_history``: mean embedding of the history items, and of the last few, so a new
     or updated history changes the embedding without retraining.
     ``use_features``: age, gender and occupation when the source has them.
@@ -68,9 +70,14 @@ class QueryTower(keras.Model):
         self.use_history = bool(config.get("use_history", True))
         self.use_features = bool(config.get("use_features", True))
         self.recent = int(config.get("recent_items", 5))
+        self.sequence = str(config.get("sequence", "mean"))
+        if self.sequence not in ("mean", "gru"):
+            raise ValueError(f"retrieval.query.sequence must be 'mean' or 'gru', got {self.sequence!r}")
         self.normalize = bool(config.get("normalize", True))
         self.user_id = IdEmbedding(vocab["user_id"], dim, "user_id_embedding") if self.use_id else None
         self.history = IdEmbedding(vocab["item_id"], dim, "history_embedding") if self.use_history else None
+        self.gru = (keras.layers.GRU(dim, name="history_gru")
+                    if self.use_history and self.sequence == "gru" else None)
         self.demographics = [n for n in ("age", "gender", "occupation") if n in vocab] if self.use_features else []
         self.age_stats = vocab.get("age_stats", (0.0, 1.0))
         self.categorical = {n: keras.layers.StringLookup(vocabulary=[v for v in vocab[n] if v], mask_token=None,
@@ -92,6 +99,8 @@ class QueryTower(keras.Model):
             length = tf.reduce_sum(tf.cast(inputs["history"] >= 0, tf.int32), axis=1, keepdims=True)
             pos = tf.range(tf.shape(inputs["history"])[1])[None, :]
             parts.append(masked_mean(emb, mask & (pos >= length - self.recent)))
+            if self.gru is not None:  # histories are left-aligned, oldest first: the mask skips the padding
+                parts.append(self.gru(emb, mask=mask))
         for name in self.demographics:
             if name == "age":
                 age = tf.cast(inputs["age"], tf.float32)
