@@ -46,11 +46,12 @@ pipeline: install  ## run the pipeline only (dvc repro) and print the results ta
 QUICK_STEPS := "data fetch" "data prepare" split features baselines tune "train retrieval" "index build" \
 	"train ranking" ablation "evaluate --recs data/recs/baselines data/recs/retrieval data/recs/ranking" bundle
 
-pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny search): minutes, for development
-	@for step in $(QUICK_STEPS); do echo "> movierec --profile quick $$step"; \
-	  $(BIN)/movierec --profile quick $$step || exit 1; done
-	@$(BIN)/movierec report
-	@echo "(quick profile: outputs differ from params.yaml's; run 'dvc repro' for the report's numbers)"
+pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny search) in .quick/: minutes, for development
+	@mkdir -p .quick && cp params.yaml .quick/ && rm -rf .quick/profiles && cp -r profiles .quick/
+	@cd .quick && for step in $(QUICK_STEPS); do echo "> movierec --profile quick $$step"; \
+	  $(abspath $(BIN))/movierec --profile quick $$step || exit 1; done
+	@cd .quick && $(abspath $(BIN))/movierec report
+	@echo "(quick profile, outputs in .quick/: not the report's numbers; run 'dvc repro' for those)"
 
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
