@@ -100,13 +100,7 @@ class InteractionMatrix:
 
     def history_rows(self, user_ids: np.ndarray) -> sp.csr_matrix:
         """Rows of ``matrix`` for ``user_ids``; an all-zero row for users it has never seen."""
-        idx = self.users.index(user_ids)
-        known = idx >= 0
-        selector = sp.csr_matrix(
-            (np.ones(int(known.sum()), dtype=np.float32), (np.flatnonzero(known), idx[known])),
-            shape=(len(idx), len(self.users)),
-        )
-        return (selector @ self.matrix).tocsr()
+        return self._user_rows(self.matrix, user_ids)
 
     def recency_matrix(self) -> sp.csr_matrix:
         """Like ``matrix``, but each entry is ``1 + n``: the item was last touched ``n`` events
@@ -128,10 +122,14 @@ class InteractionMatrix:
 
     def recency_rows(self, user_ids: np.ndarray) -> sp.csr_matrix:
         """Rows of :meth:`recency_matrix` for ``user_ids`` (all-zero for unseen users)."""
+        return self._user_rows(self.recency_matrix(), user_ids)
+
+    def _user_rows(self, matrix: sp.csr_matrix, user_ids: np.ndarray) -> sp.csr_matrix:
+        """Rows of a user-aligned ``matrix`` for ``user_ids``; all-zero rows for unseen users."""
         idx = self.users.index(user_ids)
         known = idx >= 0
         selector = sp.csr_matrix(
             (np.ones(int(known.sum()), dtype=np.float32), (np.flatnonzero(known), idx[known])),
             shape=(len(idx), len(self.users)),
         )
-        return (selector @ self.recency_matrix()).tocsr()
+        return (selector @ matrix).tocsr()

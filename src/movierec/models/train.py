@@ -303,16 +303,16 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
     from movierec.io import read_json
 
     section = {**params["ranking"], "final_fit_all": params["train"]["final_fit_all"]}
+    chosen_path = Path(baselines_dir) / "validation.json"
+    chosen = read_json(chosen_path) if chosen_path.exists() else None
     if section.get("ease_features", True):
-        chosen_path = Path(baselines_dir) / "validation.json"
-        if not chosen_path.exists():
+        if chosen is None:
             raise DataError("the ranker's EASE features take the baselines' tuned settings; run `movierec "
                             "baselines` first (or set ranking.ease_features: false)", path=chosen_path)
-        chosen = read_json(chosen_path)["ease_recency"]["chosen"]
-        section["ease"] = (float(chosen["l2"]), float(chosen["recency_tau"]))
-    chosen_path = Path(baselines_dir) / "validation.json"
-    if chosen_path.exists():  # the served rating predictor takes the biases baseline's tuned regularisation
-        section["rating_reg"] = float(read_json(chosen_path)["biases"]["chosen"]["reg"])
+        ease = chosen["ease_recency"]["chosen"]
+        section["ease"] = (float(ease["l2"]), float(ease["recency_tau"]))
+    if chosen is not None:  # the served rating predictor takes the biases baseline's tuned regularisation
+        section["rating_reg"] = float(chosen["biases"]["chosen"]["reg"])
     return section
 
 
