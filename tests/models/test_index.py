@@ -33,7 +33,7 @@ CONFIG = {"embedding_dim": 16, "hidden_units": 32, "normalize": True, "temperatu
           "history_len": 10, "batch_size": 64, "learning_rate": 0.01, "epochs": 1,
           "query": {"use_id": True, "use_history": True, "use_features": True, "recent_items": 3},
           "candidate": {"use_features": True}}
-# 160 items: ScaNN gets 12 leaves (8 searched), FAISS 4 lists (all probed, so exact)
+# 160 items: ScaNN gets 12 leaves (8 searched to start), FAISS 4 lists (all probed, so exact)
 PARAMS = {"k": 10, "eval_queries": 200, "eval_batch_size": 50, "seed": 0,
           "scann": {"num_leaves_to_search": 8}, "faiss": {"nlist": 4, "nprobe": 4}}
 
@@ -78,8 +78,12 @@ def test_build_writes_every_index(built: tuple[Path, dict]) -> None:
     assert {p.name for p in (out / "faiss").iterdir()} == {"index.faiss", "item_ids.npy", "faiss.json"}
     assert json.loads((out / "index.json").read_text()) == json.loads(json.dumps(summary))
     assert summary["k"] == 10 and summary["n_items"] == N_ITEMS and summary["catalogue"] == "export"
-    assert summary["scann"]["num_leaves"] == 12 and summary["scann"]["num_leaves_to_search"] == 8
-    assert summary["faiss"]["nlist"] == 4 and summary["faiss"]["nprobe"] == 4
+    # 12 leaves for 160 items; how many are searched is tuned on this machine's embeddings (and widened
+    # by the served-build check if it misses), so only its bounds and its record are fixed
+    assert summary["scann"]["num_leaves"] == 12 and 1 <= summary["scann"]["num_leaves_to_search"] <= 12
+    served = [row for row in summary["tuning"]["scann"] if row.get("served_build")]
+    assert served and summary["scann"]["num_leaves_to_search"] == served[-1]["num_leaves_to_search"]
+    assert summary["faiss"]["nlist"] == 4 and 1 <= summary["faiss"]["nprobe"] <= 4
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
@@ -87,7 +91,8 @@ def test_index_json_reports_recall_and_timings(built: tuple[Path, dict]) -> None
     _, summary = built
     for name in ("scann", "faiss"):
         assert 0.9 <= summary["recall"][name] <= 1.0
-    assert summary["recall"]["faiss"] == 1.0  # every list probed: exact
+    if summary["faiss"]["nprobe"] == summary["faiss"]["nlist"]:
+        assert summary["recall"]["faiss"] == 1.0  # every list probed: exact
     assert set(summary["build_seconds"]) == {"brute", "scann", "faiss", "tuning"}
     # search settings chosen for this catalogue: the first rung of each ladder reaching the aim
     aim = summary["target_recall"] + 0.01
