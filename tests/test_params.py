@@ -20,7 +20,8 @@ def test_the_quick_profile_overrides_only_what_it_names() -> None:
     assert quick["evaluate"] == base["evaluate"]  # untouched sections kept
     assert quick["tune"]["seed"] == base["tune"]["seed"]  # untouched sibling kept
     assert quick["tune"]["retrieval"]["trials"] < base["tune"]["retrieval"]["trials"]
-    assert set(quick["retrieval"]["ablation"]) == {"id_only"}  # rows replaced whole
+    assert set(quick["retrieval"]["ablation"]) == {"id_only", "plus_neighbours"}  # rows replaced whole
+    assert len(base["retrieval"]["ablation"]) > 2
     assert quick["retrieval"]["embedding_dim"] == base["retrieval"]["embedding_dim"]
 
 

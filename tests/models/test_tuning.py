@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from movierec.errors import ParamsError
-from movierec.models.tuning import split_users, suggest
+from movierec.models.tuning import blend_grid, split_users, suggest
 
 SPACE = {"dim": {"choices": [32, [64, 32]]}, "lr": {"low": 0.001, "high": 0.1, "log": True},
          "epochs": {"low": 2, "high": 5}}
@@ -49,3 +49,14 @@ def test_split_users_gives_two_disjoint_halves_of_the_validation_users() -> None
     assert a.num_rows + b.num_rows == valid.num_rows
     again, _ = split_users(valid, seed=3)
     assert again.equals(a)
+
+
+def test_blend_grid_is_every_pair_and_bad_grids_name_the_key() -> None:
+    assert blend_grid({"weight": [0, 1], "tau": [3, 10.5]}) == [(0.0, 3.0), (0.0, 10.5), (1.0, 3.0), (1.0, 10.5)]
+    for bad, message in (([0, 1], "mapping with the lists"), ({"weight": [1]}, "mapping with the lists"),
+                         ({"weight": [], "tau": [3]}, "tune.retrieval.blend.weight must be a non-empty list"),
+                         ({"weight": [1], "tau": [True]}, "tau must be a non-empty list of numbers"),
+                         ({"weight": [-1], "tau": [3]}, "weight must be >= 0"),
+                         ({"weight": [1], "tau": [0]}, "tau must be > 0")):
+        with pytest.raises(ParamsError, match=message):
+            blend_grid(bad)

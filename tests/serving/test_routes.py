@@ -70,8 +70,9 @@ def test_an_approximate_index_that_misses_and_misorders_items_still_answers_best
         client: TestClient, histories: dict[int, set[int]], monkeypatch: pytest.MonkeyPatch) -> None:
     import tensorflow as tf
 
-    exact = ids(client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 1000, "exclude_seen": False,
-                                             "index": "brute"}))
+    every = client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 1000, "exclude_seen": False, "index": "brute"})
+    exact = ids(every)
+    score_of = dict(zip(exact, scores(every)))
     worst_first = exact[::-1][:12]  # an index that finds only a few items, and in the wrong order
     rec = client.app.state.service.recommender
     monkeypatch.setattr(rec, "scann", lambda **_: {"item_ids": tf.constant([worst_first], tf.int64)})
@@ -79,7 +80,11 @@ def test_an_approximate_index_that_misses_and_misorders_items_still_answers_best
     assert r.status_code == 200 and r.json()["index"] == "scann"
     assert len(ids(r)) == 15 and not set(ids(r)) & histories[KNOWN_USER], "backfilled to k unseen items"
     assert non_increasing(scores(r)), scores(r)
-    assert set(worst_first) - histories[KNOWN_USER] <= set(ids(r)), "the index's own candidates are kept"
+    # every item is scored as the exact path scores it (the towers blended with the neighbours)
+    assert scores(r) == pytest.approx([score_of[i] for i in ids(r)], abs=1e-5)
+    # the index's own candidates are kept unless better-scored items (neighbours, backfill) beat them
+    dropped = set(worst_first) - histories[KNOWN_USER] - set(ids(r))
+    assert all(score_of[i] <= min(scores(r)) + 1e-6 for i in dropped)
 
 
 def test_unknown_user_without_history_gets_the_popular_fallback(client: TestClient) -> None:

@@ -2,8 +2,9 @@
 
 Every row changes one thing and is scored on the same test users as the report:
 
-* retrieval rows (``retrieval.ablation``): the two-tower model with parts switched off,
-  refitted on train+validation with the epochs the retrieval stage chose;
+* retrieval rows (``retrieval.ablation``): the two-tower model with parts switched off
+  (the neighbour blend among them), refitted on train+validation with the epochs the
+  retrieval stage chose; a row with no change is the retrieval stage's own model;
 * chain rows (``ranking.ablation``): the ranker refitted with named features held at zero
   (``drop``), over the first seed's retrieval models, plus the retrieval order alone.
 
@@ -56,19 +57,21 @@ def run_ablation(periods: Periods, retrieval: dict[str, Any], ranking: dict[str,
     config = {k: v for k, v in retrieval.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     report: dict[str, Any] = {"seed": seed, "epochs": epochs, "users": int(test_eval.user_ids.size),
                               "retrieval": {}, "chain": {}}
-    for name, override in (retrieval.get("ablation") or {}).items():
-        variant = merge(config, override or {})
-        fitted = fit_retrieval(periods.train_valid, periods.catalogue_test, periods.users, variant, seed,
-                               epochs=epochs, label=f"ablation {name}")
-        rows, _, _ = first_stage(fitted, periods.train_valid, periods.catalogue_test, periods.users,
-                                 periods.test_start, test_eval, 100)
-        report["retrieval"][name] = _row(rows, test_eval)
-
     seed_dir = Path(work_dir) / f"seed{seed}"
     if not (seed_dir / "retrieval_train").exists():
         raise DataError(f"no retrieval models for seed {seed}; run `movierec train retrieval` first", path=seed_dir)
     r_train = LoadedRetrieval(seed_dir / "retrieval_train", periods.users)
     r_tv = LoadedRetrieval(seed_dir / "retrieval_train_valid", periods.users)
+    for name, override in (retrieval.get("ablation") or {}).items():
+        if override:
+            fitted = fit_retrieval(periods.train_valid, periods.catalogue_test, periods.users,
+                                   merge(config, override), seed, epochs=epochs, label=f"ablation {name}")
+        else:  # the full first stage: the retrieval stage's own model for this seed, not a refit
+            fitted = r_tv
+        rows, _, _ = first_stage(fitted, periods.train_valid, periods.catalogue_test, periods.users,
+                                 periods.test_start, test_eval, 100)
+        report["retrieval"][name] = _row(rows, test_eval)
+
     k = int(ranking.get("candidates", 100))
     ease = ranking.get("ease")
     per_user: dict[str, np.ndarray] = {}

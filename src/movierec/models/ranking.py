@@ -87,18 +87,23 @@ def candidate_rows(ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray,
                    exclude: list[np.ndarray]) -> np.ndarray:
     """The chain's first stage: top-``k`` catalogue rows per user, seen items excluded.
 
-    Users with a history are served by the retrieval embeddings; users without one get
-    the cold-start path, the most popular items of the recent window.
+    Users with a history are served by the retrieval embeddings (blended with the item
+    neighbours of their history when ``ctx.blend`` is set); users without one get the
+    cold-start path, the most popular items of the recent window.
     """
     popular = np.lexsort((-ctx.catalogue.n_interactions, -ctx.catalogue.n_recent))
     out = np.full((len(user_ids), k), -1, dtype=np.int64)
     scores = query @ ctx.item_embeddings.T
+    blender = ctx.blender()
     for i, user in enumerate(user_ids):
         seen = exclude[i]
-        if ctx.histories.get(int(user)) is None:
+        history = ctx.histories.get(int(user))
+        if history is None:
             ranked = popular[~np.isin(popular, seen)][:k]
         else:
             row = scores[i].copy()
+            if blender is not None:  # the towers blended with the history's item neighbours
+                row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history))
             row[seen] = -np.inf
             top = np.argpartition(-row, min(k, row.size - 1))[: k]
             ranked = top[np.argsort(-row[top], kind="stable")]

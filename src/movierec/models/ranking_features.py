@@ -51,6 +51,8 @@ class RankingContext:
             item weighted ``exp(-n / ease_tau)`` for ``n`` events before the user's last.
         ease_tau: the recency scale of that weighting, in events.
         dropped: dense features held at zero (the ablation's "without X" rows).
+        blend: how the first stage blends the towers with the item neighbours of the
+            history (:class:`movierec.models.blend.Blend`), or None for the towers alone.
     """
 
     catalogue: Catalogue
@@ -64,16 +66,32 @@ class RankingContext:
     ease: Any = None
     ease_tau: float = 10.0
     dropped: tuple[str, ...] = ()
+    blend: Any = None
+
+    def blender(self) -> Any:
+        """The first stage's :class:`~movierec.models.blend.Blender` over this context's
+        embeddings and co-occurrence, or None (no blend, or no co-occurrence)."""
+        from movierec.models.blend import Blender
+
+        if self.blend is None or self.cooccurrence is None:
+            return None
+        cached = self.__dict__.get("_blender")
+        if cached is None or cached.blend != self.blend:
+            cached = Blender(self.blend, self.item_embeddings, self.cooccurrence)
+            self.__dict__["_blender"] = cached
+        return cached
 
     @classmethod
     def build(cls, known: pa.Table, catalogue: Catalogue, item_embeddings: np.ndarray,
               users: UserDirectory | None, cut: int, neighbours: int = 100,
-              ease: tuple[float, float] | None = None, ease_neighbours: int = 200) -> "RankingContext":
+              ease: tuple[float, float] | None = None, ease_neighbours: int = 200,
+              blend: Any = None) -> "RankingContext":
         """Index the known events for fast per-pair lookups.
 
         Args:
             ease: ``(l2, tau)`` to fit the EASE features' weights, or None for none.
             ease_neighbours: entries kept per column of the EASE weights.
+            blend: the first stage's :class:`~movierec.models.blend.Blend`, or None.
         """
         empty = pa.table({"user_id": pa.array([], pa.int64())})
         stats = user_features(known, empty, cut)
@@ -91,7 +109,7 @@ class RankingContext:
             ease_weights = ease_matrix(known, catalogue, float(ease[0]), ease_neighbours)
             tau = float(ease[1])
         return cls(catalogue, item_embeddings, user_histories(known), user_stats, users, int(cut),
-                   float(ratings.mean()) if ratings.size else 3.0, similarity, ease_weights, tau)
+                   float(ratings.mean()) if ratings.size else 3.0, similarity, ease_weights, tau, blend=blend)
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """Binary (n_items, n_genres) matrix over the catalogue's genre names."""

@@ -37,6 +37,7 @@ from movierec.io import atomic_dir, atomic_file, write_json
 from movierec.models.context import Periods
 from movierec.models.inputs import Catalogue, user_histories
 from movierec.models.ranking import candidate_rows
+from movierec.models.blend import Blend
 from movierec.models.ranking_features import RankingContext, ease_matrix
 from movierec.models.retrieval import FittedRetrieval, fit_retrieval
 
@@ -62,7 +63,8 @@ def first_stage(fitted: Any, known: pa.Table, catalogue: Catalogue, users: Any, 
     """
     if not np.array_equal(catalogue.item_id, evalset.items.ids):
         raise ValueError("the catalogue and the evaluation's known items differ")
-    ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut, ease=ease)
+    ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut, ease=ease,
+                               blend=Blend.from_config(fitted.config))
     histories = user_histories(known)
     query = fitted.embed_users(evalset.user_ids, [histories.get(int(u), np.array([], np.int64))
                                                   for u in evalset.user_ids])
@@ -331,7 +333,8 @@ def fit_ranker_on_window(retrieval: Any, known: pa.Table, catalogue: Catalogue, 
 
     k = int(params.get("candidates", 100))
     if ctx is None:
-        ctx = RankingContext.build(known, catalogue, retrieval.embed_items(), users, cut, ease=ease)
+        ctx = RankingContext.build(known, catalogue, retrieval.embed_items(), users, cut, ease=ease,
+                                   blend=Blend.from_config(retrieval.config))
     ctx.dropped = tuple(dropped)
     histories = user_histories(known)
     label_users = np.unique(labels.column("user_id").to_numpy())

@@ -114,6 +114,8 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
         raise ParamsError(f"tune.seed must be an integer, got {seed!r}")
     r_trials, r_space = _budget(settings.get("retrieval") or {}, "retrieval")
     k_trials, k_space = _budget(settings.get("ranking") or {}, "ranking")
+    if (settings.get("retrieval") or {}).get("blend") is not None:
+        blend_grid(settings["retrieval"]["blend"])  # a bad grid stops before hours of trials
     valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
     base = {k: v for k, v in retrieval.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     rows: list[dict[str, Any]] = []
@@ -135,6 +137,18 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     study = optuna.create_study(direction="maximize", sampler=_sampler(seed, r_trials))
     study.optimize(retrieval_objective, n_trials=r_trials)
     r_seconds = time.perf_counter() - start
+
+    # the first stage's blend with the history's item neighbours: a grid on the best towers
+    blend_report = None
+    grid = (settings.get("retrieval") or {}).get("blend")
+    if grid is not None:
+        start = time.perf_counter()
+        chosen_blend, blend_rows = tune_blend(best["model"], periods, valid_eval, grid)
+        rows += blend_rows
+        best["value"] = max(row["value"] for row in blend_rows)  # the chosen first stage's value
+        best["config"] = {**best["config"], "blend": chosen_blend}
+        best["model"].config = {**best["model"].config, "blend": chosen_blend}
+        blend_report = {"grid": blend_rows, "chosen": chosen_blend, "seconds": round(time.perf_counter() - start, 1)}
 
     # ranking: learn on half A's validation events, score the chain on half B's
     labels_a, labels_b = split_users(periods.valid, seed)
@@ -171,7 +185,7 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     report = {
         "chosen": chosen,
         "retrieval": {"trials": r_trials, "objective": "valid warm recall@100", "best": round(best["value"], 6),
-                      "best_epochs": best["epochs"], "seconds": round(r_seconds, 1)},
+                      "best_epochs": best["epochs"], "seconds": round(r_seconds, 1), "blend": blend_report},
         "ranking": {"trials": k_trials, "objective": "chain ndcg@10, ranker fitted on the other half of the "
                     "validation users", "best": round(k_best["value"], 6),
                     "retrieval_order": round(retrieval_only, 6), "seconds": round(k_seconds, 1)},
@@ -182,6 +196,64 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     write_json(report_path, report)
     _write_trials(Path(curve_path), rows)
     return report
+
+
+def blend_grid(grid: Any) -> list[tuple[float, float]]:
+    """The ``(weight, tau)`` pairs of ``tune.retrieval.blend`` (``{weight: [...], tau: [...]}``).
+
+    Raises:
+        ParamsError: the grid is not two non-empty lists of numbers, weights >= 0, taus > 0.
+    """
+    where = "tune.retrieval.blend"
+    if not isinstance(grid, dict) or set(grid) != {"weight", "tau"}:
+        raise ParamsError(f"{where} must be a mapping with the lists 'weight' and 'tau', got {grid!r}")
+    for name, low in (("weight", 0.0), ("tau", None)):
+        values = grid[name]
+        if (not isinstance(values, list) or not values
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values)):
+            raise ParamsError(f"{where}.{name} must be a non-empty list of numbers, got {values!r}")
+        if (low is not None and min(values) < low) or (low is None and min(values) <= 0):
+            raise ParamsError(f"{where}.{name} must be {'>= 0' if low is not None else '> 0'}, got {values!r}")
+    return [(float(w), float(t)) for w in grid["weight"] for t in grid["tau"]]
+
+
+def tune_blend(model: Any, periods: Periods, valid_eval: Any, grid: Any) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Score every ``(weight, tau)`` of the blend grid on validation (warm Recall@100) with
+    ``model``'s towers fixed; a weight of 0 is the towers alone.
+
+    Returns:
+        ``(the best {weight, tau}, one trial row per pair)``; ties keep the earlier pair.
+    """
+    from movierec.models.blend import Blend
+    from movierec.models.ranking import candidate_rows
+    from movierec.models.ranking_features import RankingContext
+    from movierec.models.inputs import user_histories
+    from movierec.models.train import slice_metrics
+
+    pairs = blend_grid(grid)
+    ctx = RankingContext.build(periods.train, periods.catalogue_valid, model.embed_items(), periods.users,
+                               periods.valid_start)
+    histories = user_histories(periods.train)
+    query = model.embed_users(valid_eval.user_ids, [histories.get(int(u), np.array([], np.int64))
+                                                    for u in valid_eval.user_ids])
+    seen = [valid_eval.history[i].indices for i in range(len(valid_eval.user_ids))]
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, dict[str, float]] = (-1.0, {"weight": 0.0, "tau": pairs[0][1]})
+    done: dict[tuple[float, float], float] = {}
+    for number, (weight, tau) in enumerate(pairs):
+        key = (weight, tau if weight > 0 else 0.0)  # every tau is the same model at weight 0
+        if key not in done:
+            ctx.blend = Blend(weight, tau) if weight > 0 else None
+            metrics = slice_metrics(candidate_rows(ctx, query, valid_eval.user_ids, 100, seen), valid_eval, [100])
+            done[key] = float(metrics.get("warm", metrics["all"])["recall@100"])
+        value = done[key]
+        rows.append({"model": "retrieval_blend", "trial": number, "value": round(value, 6),
+                     "weight": str(weight), "tau": str(tau)})
+        print(f"  tune retrieval blend: weight {weight:g}, tau {tau:g}: valid recall@100 {value:.4f}",
+              file=sys.stderr)
+        if value > best[0]:
+            best = (value, {"weight": weight, "tau": tau})
+    return best[1], rows
 
 
 def _sampler(seed: int, trials: int) -> Any:

@@ -9,7 +9,7 @@ comes from the event store on every call, so all worker processes agree.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from movierec.errors import DataError
+from movierec.models.blend import Blend
 from movierec.models.bundle import check_manifest
 from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
@@ -77,7 +78,11 @@ class Recommender:
         events = pq.read_table(interactions_path, columns=["user_id", "item_id", "rating", "timestamp"])
         self.histories = user_histories(events)
         cut = int(np.max(events.column("timestamp").to_numpy())) + 1
-        context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut)
+        try:
+            blend = Blend.from_config(self.retrieval.config)
+        except ValueError as exc:
+            raise DataError(str(exc), path=bundle_dir / "retrieval") from exc
+        context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut, blend=blend)
         try:
             ease = load_ease(bundle_dir / "ranking", len(self.catalogue))
         except ValueError as exc:
@@ -85,6 +90,7 @@ class Recommender:
         if ease is not None:
             context.ease, context.ease_tau = ease
         self.context = _ServingContext.of(context)
+        self.context.blender()  # built once at load (the item embeddings' covariance), not per request
         self.ranker = load_ranker(bundle_dir / "ranking")
         self.rating_biases = load_rating_biases(bundle_dir / "ranking")
         self.scann = load_topk(bundle_dir / "retrieval" / "scann")
@@ -195,6 +201,9 @@ class Recommender:
             return result
         start = time.perf_counter()
         embedding = self.embed(query, history)[None, :]
+        q = embedding[0]
+        blender = self.context.blender()  # the towers blended with the history's item neighbours
+        history_rows = np.array([self.row_of[int(i)] for i in history], np.int64)
         rows: np.ndarray
         if index == "scann":
             out = self.scann(**self.query_features(query, history))
@@ -207,23 +216,35 @@ class Recommender:
             rows = rows[rows >= 0]
         else:  # brute force: the exact top-k below
             rows = np.array([], np.int64)
+        rows = np.unique(rows)
+
+        def every_score() -> np.ndarray:
+            tower = self.item_embeddings @ q
+            return blender.full_scores(q, tower, history_rows) if blender is not None else tower.astype(np.float64)
+
+        if blender is not None and index != "brute":
+            rows, scores_of_rows = blender.candidates(q, rows, self.item_embeddings[rows] @ q, history_rows,
+                                                      self.item_embeddings)
+        else:
+            scores_of_rows = (self.item_embeddings[rows] @ q).astype(np.float64)
         stage_retrieval = time.perf_counter() - start
         start = time.perf_counter()
         mask = self.catalogue_mask(genres, year_min, year_max, exclude)
-        rows = rows[mask[rows]]
+        keep = mask[rows]
+        rows, scores_of_rows = rows[keep], scores_of_rows[keep]
         if rows.size < k:  # backfill from the exact scores over the whole catalogue
-            scores_all = np.where(mask, self.item_embeddings @ embedding[0], -np.inf)
+            scores_all = np.where(mask, every_score(), -np.inf)
             scores_all[rows] = -np.inf
             take = min(k - rows.size, int(np.isfinite(scores_all).sum()))
             if take > 0:
-                rows = np.concatenate([rows, np.argpartition(-scores_all, take - 1)[:take]])
-        rows = rows[:k]
-        # best first by the exact score returned: an approximate index's order, and backfilled
-        # items it missed, would otherwise put higher scores after lower ones
-        exact = self.item_embeddings[rows] @ embedding[0]
-        order = np.argsort(-exact, kind="stable")
+                extra = np.argpartition(-scores_all, take - 1)[:take]
+                rows = np.concatenate([rows, extra])
+                scores_of_rows = np.concatenate([scores_of_rows, scores_all[extra]])
+        # best first by the exact (blended) score returned: an approximate index's order, and
+        # backfilled items it missed, would otherwise put higher scores after lower ones
+        order = np.argsort(-scores_of_rows, kind="stable")[:k]
         rows = rows[order]
-        scores = exact[order].astype(float).tolist()
+        scores = scores_of_rows[order].astype(float).tolist()
         return Result(self.catalogue.item_id[rows].tolist(), scores, index=index,
                       stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start},
                       embedding=embedding[0])
@@ -241,10 +262,7 @@ class Recommender:
         user = int(query.user_id) if query.user_id is not None else -1
         ctx = self.context
         if query.history or feedback:
-            # the pair features look up only this user's history, so a one-entry dict is enough
-            ctx = _ServingContext(ctx.catalogue, ctx.item_embeddings, {user: np.array(history)}, ctx.user_stats,
-                                  ctx.users, ctx.cut, ctx.global_mean, ctx.cooccurrence, ctx.ease, ctx.ease_tau,
-                                  genres=ctx.genres_cached)
+            ctx = ctx.with_history(user, np.array(history))
         feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
         self._override_demographics(feats, query)
         scores, ratings = self.predict(feats)
@@ -348,8 +366,13 @@ class _ServingContext(RankingContext):
     @classmethod
     def of(cls, ctx: RankingContext) -> "_ServingContext":
         """The same context, with its genre matrix cached."""
-        return cls(ctx.catalogue, ctx.item_embeddings, ctx.histories, ctx.user_stats, ctx.users, ctx.cut,
-                   ctx.global_mean, ctx.cooccurrence, ctx.ease, ctx.ease_tau)
+        return cls(**{f.name: getattr(ctx, f.name) for f in fields(RankingContext)})
+
+    def with_history(self, user: int, history: np.ndarray) -> "_ServingContext":
+        """The same context (genre matrix shared) describing ``user`` by ``history`` alone:
+        the pair features look up only this user's history, so a one-entry dict is enough."""
+        values = {f.name: getattr(self, f.name) for f in fields(RankingContext)}
+        return _ServingContext(**{**values, "histories": {user: history}}, genres=self.genres_cached)
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """The cached matrix (read-only) and a copy of the genre names."""
