@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproje
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install system-deps run pipeline pipeline-quick serve test test-quick clean-data
+.PHONY: help install system-deps run pipeline pipeline-quick serve test test-quick lint format clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,8 +63,16 @@ system-deps:  ## Debian packages the integration tests use (a real Prometheus se
 	  else echo "note: install Prometheus (apt-get install prometheus) to run its integration test"; fi; \
 	fi
 
-test: install system-deps  ## install what the tests need, then run every test (unit and integration)
+test: install system-deps lint  ## install what the tests need, lint, then run every test (unit and integration)
 	$(BIN)/python -m pytest -q
+
+lint: install  ## ruff: lint and formatting check (fix with: make format)
+	$(BIN)/ruff check src tests dags
+	$(BIN)/ruff format --check src tests dags
+
+format: install  ## ruff: fix what can be fixed and format the code
+	$(BIN)/ruff check --fix src tests dags
+	$(BIN)/ruff format src tests dags
 
 test-quick: install  ## unit tests only
 	$(BIN)/python -m pytest -q -m "not integration"

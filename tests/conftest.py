@@ -24,12 +24,24 @@ def prepared_dir(tmp_path: Path) -> Path:
     pq.write_table(events, out / "interactions.parquet")
     pq.write_table(synthetic_items(), out / "items.parquet")
     users = np.unique(events.column("user_id").to_numpy())
-    pq.write_table(pa.table({"user_id": pa.array(users, pa.int64()),
-                             "age": pa.array((users % 50 + 18).astype(np.int32)),
-                             "gender": ["MF"[u % 2] for u in users]}), out / "users.parquet")
-    tags = pa.table({"user_id": pa.array([1, 2, 3], pa.int64()), "item_id": pa.array([1, 1, 2], pa.int64()),
-                     "tag": ["Funny", "funny ", "dark, bleak"],
-                     "timestamp": pa.array([T0, T0 + 1, T0 + 200 * DAY], pa.int64())})
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(users, pa.int64()),
+                "age": pa.array((users % 50 + 18).astype(np.int32)),
+                "gender": ["MF"[u % 2] for u in users],
+            }
+        ),
+        out / "users.parquet",
+    )
+    tags = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3], pa.int64()),
+            "item_id": pa.array([1, 1, 2], pa.int64()),
+            "tag": ["Funny", "funny ", "dark, bleak"],
+            "timestamp": pa.array([T0, T0 + 1, T0 + 200 * DAY], pa.int64()),
+        }
+    )
     pq.write_table(tags, out / "tags.parquet")
     return out
 

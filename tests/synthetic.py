@@ -31,22 +31,26 @@ def synthetic_events(n_users: int = 60, n_items: int = 40, seed: int = 0) -> pa.
         for j, item in enumerate(picks):
             rows.append((user, int(item), float(rng.integers(1, 6)), start + j * DAY // 2 + int(rng.integers(0, 3600))))
     users, items, ratings, ts = zip(*rows)
-    return pa.table({
-        "user_id": pa.array(users, pa.int64()),
-        "item_id": pa.array(items, pa.int64()),
-        "rating": pa.array(ratings, pa.float32()),
-        "timestamp": pa.array(ts, pa.int64()),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(users, pa.int64()),
+            "item_id": pa.array(items, pa.int64()),
+            "rating": pa.array(ratings, pa.float32()),
+            "timestamp": pa.array(ts, pa.int64()),
+        }
+    )
 
 
 def synthetic_items(n_items: int = 40) -> pa.Table:
     """Catalogue rows matching :func:`synthetic_events`."""
-    return pa.table({
-        "item_id": pa.array(range(1, n_items + 1), pa.int64()),
-        "title": [f"Movie {i}, The ({1980 + i})" for i in range(1, n_items + 1)],
-        "year": pa.array([1980 + i for i in range(1, n_items + 1)], pa.int32()),
-        "genres": [[GENRES[i % len(GENRES)], GENRES[(i // 4) % len(GENRES)]] for i in range(1, n_items + 1)],
-    })
+    return pa.table(
+        {
+            "item_id": pa.array(range(1, n_items + 1), pa.int64()),
+            "title": [f"Movie {i}, The ({1980 + i})" for i in range(1, n_items + 1)],
+            "year": pa.array([1980 + i for i in range(1, n_items + 1)], pa.int32()),
+            "genres": [[GENRES[i % len(GENRES)], GENRES[(i // 4) % len(GENRES)]] for i in range(1, n_items + 1)],
+        }
+    )
 
 
 def write_csv_dataset(directory: Path, n_users: int = 60, n_items: int = 40) -> Path:
@@ -62,9 +66,9 @@ def write_csv_dataset(directory: Path, n_users: int = 60, n_items: int = 40) -> 
         f.write("movieId,title,genres\n")
         for it in items:
             genres = "|".join(dict.fromkeys(it["genres"])) if it["item_id"] != 7 else "(no genres listed)"
-            f.write(f"{it['item_id']},\"{it['title']}\",{genres}\n")
+            f.write(f'{it["item_id"]},"{it["title"]}",{genres}\n')
     with open(directory / "tags.csv", "w", encoding="utf-8") as f:
-        f.write("userId,movieId,tag,timestamp\n1,1,funny,1500000000\n2,1,\"dark, bleak\",1500000100\n")
+        f.write('userId,movieId,tag,timestamp\n1,1,funny,1500000000\n2,1,"dark, bleak",1500000100\n')
     with open(directory / "links.csv", "w", encoding="utf-8") as f:
         f.write("movieId,imdbId,tmdbId\n")
         for it in items:

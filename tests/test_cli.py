@@ -46,8 +46,12 @@ def test_unknown_source_and_missing_params(project: Path, capsys: pytest.Capture
 
 
 def test_cli_chain_on_a_local_dataset(project: Path, csv_dataset: Path, capsys: pytest.CaptureFixture) -> None:
-    for argv in (["data", "fetch", "--source", str(csv_dataset)], ["data", "prepare", "--source", str(csv_dataset)],
-                 ["split"], ["features"]):
+    for argv in (
+        ["data", "fetch", "--source", str(csv_dataset)],
+        ["data", "prepare", "--source", str(csv_dataset)],
+        ["split"],
+        ["features"],
+    ):
         assert main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "prepared" in out and "split (user_temporal)" in out and "features for test" in out

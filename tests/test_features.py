@@ -46,8 +46,10 @@ def test_valid_features_use_train_only(features: tuple[Path, Path]) -> None:
 
 def test_test_features_include_validation_but_not_test(features: tuple[Path, Path]) -> None:
     split_dir, out = features
-    known = {*pq.read_table(split_dir / "train.parquet").column("user_id").to_pylist(),
-             *pq.read_table(split_dir / "valid.parquet").column("user_id").to_pylist()}
+    known = {
+        *pq.read_table(split_dir / "train.parquet").column("user_id").to_pylist(),
+        *pq.read_table(split_dir / "valid.parquet").column("user_id").to_pylist(),
+    }
     test_start = pq.read_table(split_dir / "test.parquet").column("timestamp").to_numpy().min()
     users = pq.read_table(out / "test" / "users.parquet").to_pandas()
     assert set(users.user_id) == known

@@ -51,8 +51,14 @@ def test_boundaries_put_ties_on_the_later_side() -> None:
 
 def test_concentrated_timestamps_are_refused(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
-    table = pa.table({"user_id": pa.array([1, 2, 3], pa.int64()), "item_id": pa.array([1, 1, 1], pa.int64()),
-                      "rating": pa.array([1.0, 2.0, 3.0], pa.float32()), "timestamp": pa.array([7, 7, 7], pa.int64())})
+    table = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3], pa.int64()),
+            "item_id": pa.array([1, 1, 1], pa.int64()),
+            "rating": pa.array([1.0, 2.0, 3.0], pa.float32()),
+            "timestamp": pa.array([7, 7, 7], pa.int64()),
+        }
+    )
     pq.write_table(table, tmp_path / "p" / "interactions.parquet")
     with pytest.raises(DataError, match="too concentrated"):
         split(tmp_path / "p", tmp_path / "out", TEMPORAL)
@@ -71,8 +77,10 @@ def test_leave_last_n_holds_out_each_users_latest(prepared_dir: Path, tmp_path: 
         assert set(test[test.user_id == user].item_id) == latest
 
 
-@pytest.mark.parametrize("bad", [{"method": "random"}, {"valid_frac": 0.6, "test_frac": 0.5}, {"test_frac": 0},
-                                 {"method": "leave_last_n", "n": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"method": "random"}, {"valid_frac": 0.6, "test_frac": 0.5}, {"test_frac": 0}, {"method": "leave_last_n", "n": 0}],
+)
 def test_bad_parameters_are_named(prepared_dir: Path, tmp_path: Path, bad: dict) -> None:
     with pytest.raises(ParamsError, match="split"):
         split(prepared_dir, tmp_path / "split", {**TEMPORAL, **bad})

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from movierec import paths
 from movierec.errors import MovierecError
@@ -38,8 +39,10 @@ def cmd_prepare(args: argparse.Namespace, params: dict[str, Any]) -> None:
     name = resolve_source(_source(args, params)).name if args.input is None else None
     raw = Path(args.input) if args.input else Path(args.raw_dir) / name
     summary = prepare(raw, Path(args.out), fmt=args.format)
-    print(f"prepared {summary.get('interactions')} interactions, {summary.get('users')} users, "
-          f"{summary.get('items')} items ({summary.get('format')}) into {args.out}")
+    print(
+        f"prepared {summary.get('interactions')} interactions, {summary.get('users')} users, "
+        f"{summary.get('items')} items ({summary.get('format')}) into {args.out}"
+    )
 
 
 def cmd_synth(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -47,10 +50,16 @@ def cmd_synth(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from movierec.data.synth import SynthConfig, write_synthetic
 
     config = SynthConfig(users=args.users, items=args.items, events=args.events, seed=args.seed)
-    out = Path(args.out) if args.out else paths.SYNTH_DIR / f"synth-u{args.users}-i{args.items}-e{args.events}-s{args.seed}"
+    out = (
+        Path(args.out)
+        if args.out
+        else paths.SYNTH_DIR / f"synth-u{args.users}-i{args.items}-e{args.events}-s{args.seed}"
+    )
     summary = write_synthetic(out, config)
-    print(f"wrote SYNTHETIC data to {out}: {summary['ratings']} ratings, {summary['users']} users, "
-          f"{summary['items']} items, {summary['tags']} tags ({summary['clusters']} taste clusters)")
+    print(
+        f"wrote SYNTHETIC data to {out}: {summary['ratings']} ratings, {summary['users']} users, "
+        f"{summary['items']} items, {summary['tags']} tags ({summary['clusters']} taste clusters)"
+    )
     print(f"use it with: data.source: {out} in params.yaml, or `movierec data fetch --source {out}`")
 
 
@@ -61,9 +70,11 @@ def cmd_split(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
     report = split(Path(args.prepared), Path(args.out), method_params(get(params, "split"), args.method))
     write_json(args.report, report)
-    print(f"split ({report['method']}): train {report['train_interactions']}, valid {report['valid_interactions']}, "
-          f"test {report['test_interactions']}; cold test users {report['test_cold_users_share']:.1%}, "
-          f"cold test items {report['test_cold_items_share']:.1%}")
+    print(
+        f"split ({report['method']}): train {report['train_interactions']}, valid {report['valid_interactions']}, "
+        f"test {report['test_interactions']}; cold test users {report['test_cold_users_share']:.1%}, "
+        f"cold test items {report['test_cold_items_share']:.1%}"
+    )
 
 
 def cmd_features(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -80,11 +91,20 @@ def cmd_baselines(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from movierec.baselines.run import run_baselines
     from movierec.io import write_json
 
-    section = {**get(params, "baselines"), "ks": get(params, "evaluate.ks"),
-               "min_rating": get(params, "evaluate.min_rating")}
+    section = {
+        **get(params, "baselines"),
+        "ks": get(params, "evaluate.ks"),
+        "min_rating": get(params, "evaluate.min_rating"),
+    }
     report = run_baselines(Path(args.split), Path(args.out), section)
-    write_json(args.report, {name: {"chosen": r["chosen"], "validation": r["validation"]}
-                             for name, r in report.items() if isinstance(r, dict)})
+    write_json(
+        args.report,
+        {
+            name: {"chosen": r["chosen"], "validation": r["validation"]}
+            for name, r in report.items()
+            if isinstance(r, dict)
+        },
+    )
     for name, r in report.items():
         if isinstance(r, dict):
             print(f"{name}: chose {r['chosen']}")
@@ -95,8 +115,9 @@ def cmd_evaluate(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from movierec.evaluation.report import evaluate, format_table
 
     recs = [Path(p) for p in args.recs] if args.recs else [paths.BASELINE_RECS_DIR]
-    result = evaluate(Path(args.split), Path(args.features), recs, Path(args.metrics), Path(args.plots),
-                      get(params, "evaluate"))
+    result = evaluate(
+        Path(args.split), Path(args.features), recs, Path(args.metrics), Path(args.plots), get(params, "evaluate")
+    )
     print(format_table(result))
 
 
@@ -112,8 +133,12 @@ def _seeds(params: dict[str, Any]) -> list[int]:
     from movierec.errors import ParamsError
 
     seeds = get(params, "train.seeds")
-    if (not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or len(set(seeds)) != len(seeds)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         raise ParamsError(f"train.seeds must be a non-empty list of distinct integers, got {seeds!r}")
     return seeds
 
@@ -143,12 +168,21 @@ def cmd_tune(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from movierec.models.tuning import tune
 
     ranking = _ranking_section(argparse.Namespace(**{**vars(args), "tuned": None}), params)
-    report = tune(_periods(args, params), get(params, "retrieval"), ranking, get(params, "tune"), Path(args.out),
-                  Path(args.reports) / "tuning.json", paths.PLOTS_DIR / "tuning_trials.csv")
+    report = tune(
+        _periods(args, params),
+        get(params, "retrieval"),
+        ranking,
+        get(params, "tune"),
+        Path(args.out),
+        Path(args.reports) / "tuning.json",
+        paths.PLOTS_DIR / "tuning_trials.csv",
+    )
     for model in ("retrieval", "ranking"):
         info = report[model]
-        print(f"tuned {model}: best {info['objective']} {info['best']:.4f} in {info['trials']} trials "
-              f"({info['seconds']:.0f}s): {report['chosen'][model]}")
+        print(
+            f"tuned {model}: best {info['objective']} {info['best']:.4f} in {info['trials']} trials "
+            f"({info['seconds']:.0f}s): {report['chosen'][model]}"
+        )
 
 
 def cmd_train_retrieval(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -156,11 +190,21 @@ def cmd_train_retrieval(args: argparse.Namespace, params: dict[str, Any]) -> Non
     from movierec.models.export import save_towers
     from movierec.models.train import train_retrieval
 
-    report = train_retrieval(_periods(args, params), _retrieval_section(args, params), _seeds(params), Path(args.out),
-                             Path(args.work), Path(args.recs), Path(args.reports), save_towers)
+    report = train_retrieval(
+        _periods(args, params),
+        _retrieval_section(args, params),
+        _seeds(params),
+        Path(args.out),
+        Path(args.work),
+        Path(args.recs),
+        Path(args.reports),
+        save_towers,
+    )
     for seed, info in report["per_seed"].items():
-        print(f"retrieval seed {seed}: {info['chosen_epochs']} epochs (best {report['select_metric']} on "
-              f"validation {info['valid_best']:.4f})")
+        print(
+            f"retrieval seed {seed}: {info['chosen_epochs']} epochs (best {report['select_metric']} on "
+            f"validation {info['valid_best']:.4f})"
+        )
     print(f"served towers (seed {report['served_seed']}) in {args.out}")
 
 
@@ -168,10 +212,19 @@ def cmd_train_ranking(args: argparse.Namespace, params: dict[str, Any]) -> None:
     """Train the pointwise ranker per seed on a window the retrieval did not see; score the chain."""
     from movierec.models.train import train_ranking
 
-    report = train_ranking(_periods(args, params), _ranking_section(args, params), _seeds(params), Path(args.work),
-                           Path(args.out), Path(args.recs), Path(args.reports))
-    print(f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive) per seed; "
-          f"served ranker (seed {report['served_seed']}) in {args.out}")
+    report = train_ranking(
+        _periods(args, params),
+        _ranking_section(args, params),
+        _seeds(params),
+        Path(args.work),
+        Path(args.out),
+        Path(args.recs),
+        Path(args.reports),
+    )
+    print(
+        f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive) per seed; "
+        f"served ranker (seed {report['served_seed']}) in {args.out}"
+    )
 
 
 def cmd_report_global(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -180,9 +233,16 @@ def cmd_report_global(args: argparse.Namespace, params: dict[str, Any]) -> None:
     from movierec.models.export import save_towers
     from movierec.stages.global_report import global_report
 
-    result = global_report(Path(args.prepared), Path(args.work), Path(args.metrics), params,
-                           _retrieval_section(args, params), _ranking_section(args, params), _seeds(params)[0],
-                           save_towers)
+    result = global_report(
+        Path(args.prepared),
+        Path(args.work),
+        Path(args.metrics),
+        params,
+        _retrieval_section(args, params),
+        _ranking_section(args, params),
+        _seeds(params)[0],
+        save_towers,
+    )
     print("global temporal split (production-like; the bars use the per-user hold-out):")
     print(format_table(result))
 
@@ -194,8 +254,15 @@ def cmd_ablation(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
     seed = _seeds(params)[0]
     epochs = int(read_json(Path(args.reports) / "retrieval.json")["per_seed"][str(seed)]["chosen_epochs"])
-    report = run_ablation(_periods(args, params), _retrieval_section(args, params), _ranking_section(args, params), seed,
-                          epochs, Path(args.work), Path(args.reports) / "ablation.json")
+    report = run_ablation(
+        _periods(args, params),
+        _retrieval_section(args, params),
+        _ranking_section(args, params),
+        seed,
+        epochs,
+        Path(args.work),
+        Path(args.reports) / "ablation.json",
+    )
     print(format_ablation(report))
 
 
@@ -211,8 +278,10 @@ def cmd_index_build(args: argparse.Namespace, params: dict[str, Any]) -> None:
 
     if args.report:
         write_json(args.report, report)
-    print(f"indexes over {report.get('n_items')} items; recall@{report.get('k')} against brute force: "
-          + ", ".join(f"{kind} {value:.4f}" for kind, value in report.get("recall", {}).items()))
+    print(
+        f"indexes over {report.get('n_items')} items; recall@{report.get('k')} against brute force: "
+        + ", ".join(f"{kind} {value:.4f}" for kind, value in report.get("recall", {}).items())
+    )
 
 
 def cmd_bundle(args: argparse.Namespace, params: dict[str, Any]) -> None:
@@ -266,14 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per step."""
     parser = argparse.ArgumentParser(prog="movierec", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default=str(paths.PARAMS_FILE), help="params file (default: %(default)s)")
-    parser.add_argument("--profile", help="overrides from profiles/<name>.yaml beside the params file, e.g. 'quick' "
-                                          "(small budget, one seed: for development and the tests)")
+    parser.add_argument(
+        "--profile",
+        help="overrides from profiles/<name>.yaml beside the params file, e.g. 'quick' "
+        "(small budget, one seed: for development and the tests)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="fetch and prepare datasets").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("fetch", help="bring a dataset into data/raw/<name>/ (checksum-verified)")
-    p.add_argument("--source", help="ml-100k (embedded, default), grouplens/<name>, or a directory; "
-                                    "default: data.source in params.yaml")
+    p.add_argument(
+        "--source",
+        help="ml-100k (embedded, default), grouplens/<name>, or a directory; default: data.source in params.yaml",
+    )
     p.add_argument("--raw-dir", default=str(paths.RAW_DIR), help="raw data root (default: %(default)s)")
     p.set_defaults(func=cmd_fetch)
     p = data.add_parser("prepare", help="parse and validate raw files into canonical Parquet tables")
@@ -283,8 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-dir", default=str(paths.RAW_DIR), help="raw data root (default: %(default)s)")
     p.add_argument("--out", default=str(paths.PREPARED_DIR), help="output folder (default: %(default)s)")
     p.set_defaults(func=cmd_prepare)
-    p = data.add_parser("synth", help="write a SYNTHETIC MovieLens-shaped dataset (ml-latest CSV layout) with "
-                                      "long tails, genres, tags, time order and drifting tastes")
+    p = data.add_parser(
+        "synth",
+        help="write a SYNTHETIC MovieLens-shaped dataset (ml-latest CSV layout) with "
+        "long tails, genres, tags, time order and drifting tastes",
+    )
     p.add_argument("--users", type=int, default=2000, help="number of users (default: %(default)s)")
     p.add_argument("--items", type=int, default=16820, help="catalogue size (default: %(default)s, 10x ML-100K)")
     p.add_argument("--events", type=int, default=200_000, help="ratings to generate (default: %(default)s)")
@@ -296,8 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
     p.add_argument("--out", default=str(paths.SPLIT_DIR))
     p.add_argument("--report", default=str(paths.REPORTS_DIR / "split.json"), help="split metrics JSON")
-    p.add_argument("--method", choices=["user_temporal", "temporal", "leave_last_n"],
-                   help="split method (default: split.method in params.yaml)")
+    p.add_argument(
+        "--method",
+        choices=["user_temporal", "temporal", "leave_last_n"],
+        help="split method (default: split.method in params.yaml)",
+    )
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("features", help="user, item and history features from the known past (params: features)")
@@ -321,8 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     train = sub.add_parser("train", help="train the models").add_subparsers(dest="train_command", required=True)
-    for name, func, out, recs in (("retrieval", cmd_train_retrieval, "checkpoints/retrieval", "data/recs/retrieval"),
-                                  ("ranking", cmd_train_ranking, "checkpoints/ranking", "data/recs/ranking")):
+    for name, func, out, recs in (
+        ("retrieval", cmd_train_retrieval, "checkpoints/retrieval", "data/recs/retrieval"),
+        ("ranking", cmd_train_ranking, "checkpoints/ranking", "data/recs/ranking"),
+    ):
         p = train.add_parser(name, help=func.__doc__.split("\n")[0])
         p.add_argument("--prepared", default=str(paths.PREPARED_DIR))
         p.add_argument("--split", default=str(paths.SPLIT_DIR))
@@ -332,41 +414,69 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--recs", default=recs, help="test lists (default: %(default)s)")
         p.add_argument("--reports", default=str(paths.REPORTS_DIR))
         if name == "ranking":
-            p.add_argument("--baselines", default=str(paths.BASELINE_RECS_DIR),
-                           help="the baselines stage's output, for the tuned EASE settings (default: %(default)s)")
-        p.add_argument("--tuned", default=str(paths.TUNED_DIR),
-                       help="the tune stage's output, laid over params.yaml (default: %(default)s)")
+            p.add_argument(
+                "--baselines",
+                default=str(paths.BASELINE_RECS_DIR),
+                help="the baselines stage's output, for the tuned EASE settings (default: %(default)s)",
+            )
+        p.add_argument(
+            "--tuned",
+            default=str(paths.TUNED_DIR),
+            help="the tune stage's output, laid over params.yaml (default: %(default)s)",
+        )
         p.set_defaults(func=func)
 
-    p = sub.add_parser("report-global", help="the production-like second report: split globally by time, "
-                                             "baselines and both models (tuned settings, first seed)")
-    for flag, default in (("--prepared", paths.PREPARED_DIR), ("--work", paths.DATA_DIR / "global"),
-                          ("--metrics", paths.REPORTS_DIR / "metrics_global.json"),
-                          ("--baselines", paths.BASELINE_RECS_DIR), ("--tuned", paths.TUNED_DIR)):
+    p = sub.add_parser(
+        "report-global",
+        help="the production-like second report: split globally by time, "
+        "baselines and both models (tuned settings, first seed)",
+    )
+    for flag, default in (
+        ("--prepared", paths.PREPARED_DIR),
+        ("--work", paths.DATA_DIR / "global"),
+        ("--metrics", paths.REPORTS_DIR / "metrics_global.json"),
+        ("--baselines", paths.BASELINE_RECS_DIR),
+        ("--tuned", paths.TUNED_DIR),
+    ):
         p.add_argument(flag, default=str(default), help="(default: %(default)s)")
     p.set_defaults(func=cmd_report_global)
 
-    p = sub.add_parser("tune", help="choose the models' main hyperparameters on validation with Optuna "
-                                    "(params: tune)")
-    for flag, default in (("--prepared", paths.PREPARED_DIR), ("--split", paths.SPLIT_DIR),
-                          ("--features", paths.FEATURES_DIR), ("--baselines", paths.BASELINE_RECS_DIR),
-                          ("--out", paths.TUNED_DIR), ("--reports", paths.REPORTS_DIR)):
+    p = sub.add_parser("tune", help="choose the models' main hyperparameters on validation with Optuna (params: tune)")
+    for flag, default in (
+        ("--prepared", paths.PREPARED_DIR),
+        ("--split", paths.SPLIT_DIR),
+        ("--features", paths.FEATURES_DIR),
+        ("--baselines", paths.BASELINE_RECS_DIR),
+        ("--out", paths.TUNED_DIR),
+        ("--reports", paths.REPORTS_DIR),
+    ):
         p.add_argument(flag, default=str(default), help="(default: %(default)s)")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("ablation", help="what each part is worth: retrieval parts and ranker features switched "
-                                        "off one at a time, scored on the test users (params: retrieval.ablation, "
-                                        "ranking.ablation)")
-    for flag, default in (("--prepared", paths.PREPARED_DIR), ("--split", paths.SPLIT_DIR),
-                          ("--features", paths.FEATURES_DIR), ("--work", Path("data/models")),
-                          ("--reports", paths.REPORTS_DIR), ("--baselines", paths.BASELINE_RECS_DIR),
-                          ("--tuned", paths.TUNED_DIR)):
+    p = sub.add_parser(
+        "ablation",
+        help="what each part is worth: retrieval parts and ranker features switched "
+        "off one at a time, scored on the test users (params: retrieval.ablation, "
+        "ranking.ablation)",
+    )
+    for flag, default in (
+        ("--prepared", paths.PREPARED_DIR),
+        ("--split", paths.SPLIT_DIR),
+        ("--features", paths.FEATURES_DIR),
+        ("--work", Path("data/models")),
+        ("--reports", paths.REPORTS_DIR),
+        ("--baselines", paths.BASELINE_RECS_DIR),
+        ("--tuned", paths.TUNED_DIR),
+    ):
         p.add_argument(flag, default=str(default), help="(default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
 
     index = sub.add_parser("index", help="retrieval indexes").add_subparsers(dest="index_command", required=True)
-    p = index.add_parser("build", help="rebuild brute-force, ScaNN and FAISS indexes from the candidate tower "
-                                       "(no retraining; --items for a changed catalogue)")
+    p = index.add_parser(
+        "build",
+        help="rebuild brute-force, ScaNN and FAISS indexes from the candidate tower "
+        "(no retraining; --items for a changed catalogue)",
+    )
     p.add_argument("--retrieval", default="checkpoints/retrieval", help="folder with the exported towers")
     p.add_argument("--items", help="a catalogue table (features items.parquet layout) to index instead")
     p.add_argument("--report", default=str(paths.REPORTS_DIR / "index.json"), help="index metrics JSON")
@@ -419,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sub_name = getattr(args, f"{args.command}_command", None)
-    print(f"[{args.command}{' ' + sub_name if sub_name else ''} done in {time.perf_counter() - start:.1f}s]",
-          file=sys.stderr)
+    print(
+        f"[{args.command}{' ' + sub_name if sub_name else ''} done in {time.perf_counter() - start:.1f}s]",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -67,8 +67,12 @@ def build_features(prepared_dir: Path, split_dir: Path, out_dir: Path, params: d
             pq.write_table(user_table, dest / "users.parquet")
             pq.write_table(item_table, dest / "items.parquet")
             pq.write_table(history_table, dest / "histories.parquet")
-            summary[period] = {"as_of": int(cut), "users": user_table.num_rows, "items": item_table.num_rows,
-                               "histories": history_table.num_rows}
+            summary[period] = {
+                "as_of": int(cut),
+                "users": user_table.num_rows,
+                "items": item_table.num_rows,
+                "histories": history_table.num_rows,
+            }
         write_json(tmp / "features.json", summary)
     return summary
 
@@ -91,14 +95,14 @@ def _period_start(split_dir: Path, period: str, known: pa.Table) -> int:
 def user_features(known: pa.Table, users: pa.Table, cut: int) -> pa.Table:
     """Demographics of users with known events, plus their activity statistics as of ``cut``."""
     stats = known.group_by("user_id").aggregate(
-        [("item_id", "count"), ("rating", "mean"), ("rating", "stddev"),
-         ("timestamp", "min"), ("timestamp", "max")]
+        [("item_id", "count"), ("rating", "mean"), ("rating", "stddev"), ("timestamp", "min"), ("timestamp", "max")]
     )
     stats = stats.rename_columns(["user_id", "n_interactions", "mean_rating", "std_rating", "first_ts", "last_ts"])
     days = pc.divide(pc.cast(pc.subtract(pa.scalar(cut, pa.int64()), stats.column("last_ts")), pa.float64()), DAY)
     stats = stats.append_column("days_since_last", days)
-    stats = stats.set_column(stats.schema.get_field_index("std_rating"), "std_rating",
-                             pc.fill_null(stats.column("std_rating"), 0.0))
+    stats = stats.set_column(
+        stats.schema.get_field_index("std_rating"), "std_rating", pc.fill_null(stats.column("std_rating"), 0.0)
+    )
     joined = stats.join(users, "user_id", join_type="left outer")
     return joined.sort_by("user_id")
 
@@ -110,15 +114,17 @@ def title_tokens(title: str | None) -> list[str]:
     return [t.lower() for t in _TOKEN.findall(_YEAR_SUFFIX.sub("", title))]
 
 
-def item_features(known: pa.Table, catalogue: pa.Table, tags: pa.Table | None, cut: int,
-                  recent_days: float, max_tags: int) -> pa.Table:
+def item_features(
+    known: pa.Table, catalogue: pa.Table, tags: pa.Table | None, cut: int, recent_days: float, max_tags: int
+) -> pa.Table:
     """Catalogue metadata plus popularity statistics and tags known before ``cut``."""
-    stats = known.group_by("item_id").aggregate(
-        [("user_id", "count"), ("rating", "mean"), ("timestamp", "min")]
-    ).rename_columns(["item_id", "n_interactions", "mean_rating", "first_ts"])
+    stats = (
+        known.group_by("item_id")
+        .aggregate([("user_id", "count"), ("rating", "mean"), ("timestamp", "min")])
+        .rename_columns(["item_id", "n_interactions", "mean_rating", "first_ts"])
+    )
     recent = known.filter(pc.greater_equal(known.column("timestamp"), int(cut - recent_days * DAY)))
-    recent_stats = recent.group_by("item_id").aggregate([("user_id", "count")]).rename_columns(
-        ["item_id", "n_recent"])
+    recent_stats = recent.group_by("item_id").aggregate([("user_id", "count")]).rename_columns(["item_id", "n_recent"])
     stats = stats.join(recent_stats, "item_id", join_type="left outer").sort_by("item_id")
     # only items with a known event: an item first seen after the cut is not in the vocabulary
     base = catalogue.drop_columns([c for c in ("tags",) if c in catalogue.column_names])
@@ -142,10 +148,14 @@ def item_features(known: pa.Table, catalogue: pa.Table, tags: pa.Table | None, c
 
 def _top_tags(tags: pa.Table, item_ids: np.ndarray, max_tags: int) -> pa.Array:
     """Each item's most frequent tags (lower-cased), as applied before the cut."""
-    lowered = tags.set_column(tags.schema.get_field_index("tag"), "tag",
-                              pc.utf8_lower(pc.utf8_trim_whitespace(tags.column("tag"))))
-    counts = lowered.group_by(["item_id", "tag"]).aggregate([("user_id", "count")]).sort_by(
-        [("item_id", "ascending"), ("user_id_count", "descending"), ("tag", "ascending")])
+    lowered = tags.set_column(
+        tags.schema.get_field_index("tag"), "tag", pc.utf8_lower(pc.utf8_trim_whitespace(tags.column("tag")))
+    )
+    counts = (
+        lowered.group_by(["item_id", "tag"])
+        .aggregate([("user_id", "count")])
+        .sort_by([("item_id", "ascending"), ("user_id_count", "descending"), ("tag", "ascending")])
+    )
     per_item: dict[int, list[str]] = {}
     for item, tag in zip(counts.column("item_id").to_pylist(), counts.column("tag").to_pylist()):
         bucket = per_item.setdefault(item, [])

@@ -10,7 +10,6 @@ import yaml
 from movierec.errors import ParamsError
 from movierec.paths import PARAMS_FILE
 
-
 REPLACED_WHOLE = frozenset({"ablation", "space"})
 
 

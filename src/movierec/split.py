@@ -26,8 +26,9 @@ for the per-user methods, the user and timestamp columns) is held in memory at o
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -86,8 +87,10 @@ def split(prepared_dir: Path, out_dir: Path, params: dict[str, Any]) -> dict[str
                 raise ParamsError("split.user_temporal.valid_frac + test_frac must be below 1")
             min_events = require_positive_int(params.get("min_events", 5), "split.user_temporal.min_events")
             if min_events < 3:
-                raise ParamsError("split.user_temporal.min_events must be at least 3 (train, valid and test "
-                                  f"each need an event), got {min_events}")
+                raise ParamsError(
+                    "split.user_temporal.min_events must be at least 3 (train, valid and test "
+                    f"each need an event), got {min_events}"
+                )
             _write_by_position(parquet, tmp, lambda n: user_temporal_counts(n, valid_frac, test_frac, min_events))
             extra = {"valid_frac": valid_frac, "test_frac": test_frac, "min_events": min_events}
         elif method == "leave_last_n":
@@ -166,8 +169,9 @@ def method_params(section: dict[str, Any], method: str | None = None) -> dict[st
     return {**flat, **(own or {}), "method": method}
 
 
-def user_temporal_counts(sizes: np.ndarray, valid_frac: float, test_frac: float,
-                         min_events: int) -> tuple[np.ndarray, np.ndarray]:
+def user_temporal_counts(
+    sizes: np.ndarray, valid_frac: float, test_frac: float, min_events: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Events held out per user for test and for validation under the per-user hold-out.
 
     A user with ``n >= min_events`` events gives ``max(1, round(test_frac * n))`` to test
@@ -191,8 +195,9 @@ def user_temporal_counts(sizes: np.ndarray, valid_frac: float, test_frac: float,
     return n_test, n_valid
 
 
-def _write_by_position(parquet: pq.ParquetFile, out: Path,
-                       counts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
+def _write_by_position(
+    parquet: pq.ParquetFile, out: Path, counts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> None:
     """Hold out each user's last events: ``counts(sizes)`` gives how many go to test and to
     validation per user (the test events are the latest, validation the ones just before).
 
@@ -235,12 +240,16 @@ def split_report(split_dir: Path) -> dict[str, Any]:
     A validation user (item) is *cold* when it has no training event; a test user
     (item) is cold when it has no training or validation event.
     """
-    tables = {part: pq.read_table(Path(split_dir) / f"{part}.parquet", columns=["user_id", "item_id", "timestamp"])
-              for part in PARTS}
+    tables = {
+        part: pq.read_table(Path(split_dir) / f"{part}.parquet", columns=["user_id", "item_id", "timestamp"])
+        for part in PARTS
+    }
     report: dict[str, Any] = {}
     for part, table in tables.items():
         if table.num_rows == 0:
-            raise DataError(f"the {part} part is empty; adjust the split parameters", path=Path(split_dir) / f"{part}.parquet")
+            raise DataError(
+                f"the {part} part is empty; adjust the split parameters", path=Path(split_dir) / f"{part}.parquet"
+            )
         report[f"{part}_interactions"] = table.num_rows
         report[f"{part}_users"] = len(pc.unique(table.column("user_id")))
         report[f"{part}_items"] = len(pc.unique(table.column("item_id")))

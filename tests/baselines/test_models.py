@@ -17,11 +17,16 @@ from movierec.data.matrix import InteractionMatrix, Vocab
 
 def _data(pairs: list[tuple[int, int]], ts: list[int] | None = None) -> InteractionMatrix:
     users, items = zip(*pairs)
-    return InteractionMatrix.from_table(pa.table({
-        "user_id": pa.array(users, pa.int64()), "item_id": pa.array(items, pa.int64()),
-        "rating": pa.array([4.0] * len(pairs), pa.float32()),
-        "timestamp": pa.array(ts or list(range(len(pairs))), pa.int64()),
-    }))
+    return InteractionMatrix.from_table(
+        pa.table(
+            {
+                "user_id": pa.array(users, pa.int64()),
+                "item_id": pa.array(items, pa.int64()),
+                "rating": pa.array([4.0] * len(pairs), pa.float32()),
+                "timestamp": pa.array(ts or list(range(len(pairs))), pa.int64()),
+            }
+        )
+    )
 
 
 PAIRS = [(1, 10), (1, 11), (2, 10), (2, 11), (2, 12), (3, 12), (3, 13), (4, 10), (4, 13)]
@@ -143,8 +148,14 @@ def test_ease_shares_one_eigendecomposition_across_l2_and_matches_the_inverse() 
 
 def test_recency_weighted_ease_weights_the_users_recent_items() -> None:
     # user 1 touched 10, then 11, then 12; item 13 co-occurs with 10 (old), item 14 with 12 (recent)
-    pairs = [(1, 10), (1, 11), (1, 12)] + [(u, 10) for u in (2, 3, 4)] + [(u, 13) for u in (2, 3, 4)] \
-        + [(u, 12) for u in (5, 6)] + [(u, 14) for u in (5, 6)] + [(7, 11)]
+    pairs = (
+        [(1, 10), (1, 11), (1, 12)]
+        + [(u, 10) for u in (2, 3, 4)]
+        + [(u, 13) for u in (2, 3, 4)]
+        + [(u, 12) for u in (5, 6)]
+        + [(u, 14) for u in (5, 6)]
+        + [(7, 11)]
+    )
     data = _data(pairs)
     recency = data.recency_rows(np.array([1]))
     row = dict(zip(data.items.ids[recency.indices].tolist(), recency.data.tolist()))

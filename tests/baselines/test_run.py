@@ -16,7 +16,9 @@ from movierec.features import build_features
 from movierec.split import split
 
 PARAMS = {
-    "tune_metric": "ndcg@10", "ks": [5, 10], "min_rating": None,
+    "tune_metric": "ndcg@10",
+    "ks": [5, 10],
+    "min_rating": None,
     "most_popular": {"window_days": [None, 30]},
     "item_knn": {"neighbours": [5, 20], "shrink": [0]},
     "ease": {"l2": [1, 10, 100], "max_items": 1000},
@@ -53,7 +55,9 @@ def test_baselines_choose_from_their_grid_and_write_full_lists(pipeline: dict[st
     assert json.loads((pipeline["recs"] / "validation.json").read_text())["tune_metric"] == "ndcg@10"
 
 
-def test_evaluate_scores_every_system_and_personal_models_beat_random(pipeline: dict[str, Path], tmp_path: Path) -> None:
+def test_evaluate_scores_every_system_and_personal_models_beat_random(
+    pipeline: dict[str, Path], tmp_path: Path
+) -> None:
     run_baselines(pipeline["split"], pipeline["recs"], PARAMS)
     # a random system, written in the same format, as the floor
     ease = pq.read_table(pipeline["recs"] / "ease.parquet")
@@ -62,11 +66,24 @@ def test_evaluate_scores_every_system_and_personal_models_beat_random(pipeline: 
     random_dir = tmp_path / "random"
     random_dir.mkdir()
     import pyarrow as pa
-    pq.write_table(pa.table({"user_id": ease.column("user_id"),
-                             "item_ids": [rng.choice(catalogue, 10, replace=False).tolist() for _ in range(ease.num_rows)]}),
-                   random_dir / "random.parquet")
-    result = evaluate(pipeline["split"], pipeline["features"], [pipeline["recs"], random_dir],
-                      tmp_path / "metrics.json", tmp_path / "plots", {"ks": [5, 10], "min_rating": None})
+
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ease.column("user_id"),
+                "item_ids": [rng.choice(catalogue, 10, replace=False).tolist() for _ in range(ease.num_rows)],
+            }
+        ),
+        random_dir / "random.parquet",
+    )
+    result = evaluate(
+        pipeline["split"],
+        pipeline["features"],
+        [pipeline["recs"], random_dir],
+        tmp_path / "metrics.json",
+        tmp_path / "plots",
+        {"ks": [5, 10], "min_rating": None},
+    )
     systems = result["systems"]
     assert set(systems) == {"most_popular", "item_knn", "ease", "ease_recency", "random"}
     # a paired comparison of every system with EASE, and the random system loses clearly

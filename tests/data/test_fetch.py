@@ -41,8 +41,11 @@ def _zip_bytes(name: str, files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-TINY_100K = {"u.data": "1\t1\t5\t881250949\n", "u.item": "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
-             "u.user": "1|24|M|technician|85711\n"}
+TINY_100K = {
+    "u.data": "1\t1\t5\t881250949\n",
+    "u.item": "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
+    "u.user": "1|24|M|technician|85711\n",
+}
 
 
 def test_resolve_source_kinds(tmp_path: Path) -> None:
@@ -57,8 +60,9 @@ def test_resolve_source_kinds(tmp_path: Path) -> None:
         resolve_source("grouplens/ml-7k")
 
 
-def test_grouplens_zip_is_verified_and_unpacked(mirror: tuple[str, Path], tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grouplens_zip_is_verified_and_unpacked(
+    mirror: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, root = mirror
     payload = _zip_bytes("ml-100k", TINY_100K)
     (root / "ml-100k.zip").write_bytes(payload)

@@ -75,4 +75,6 @@ def test_bad_settings_are_refused_with_the_flag_named(tmp_path: Path) -> None:
     with pytest.raises(ParamsError, match="--items"):
         write_synthetic(tmp_path / "x", SynthConfig(users=10, items=5, events=100))
     assert not (tmp_path / "x").exists()
-    assert main(["data", "synth", "--users", "0", "--items", "100", "--events", "10", "--out", str(tmp_path / "y")]) == 2
+    assert (
+        main(["data", "synth", "--users", "0", "--items", "100", "--events", "10", "--out", str(tmp_path / "y")]) == 2
+    )

@@ -81,9 +81,9 @@ def test_per_user_ranking_metrics_match_hand_values() -> None:
 
 def test_ranking_metrics_are_user_means_in_documented_key_order() -> None:
     result = ranking_metrics(RECOMMENDED, relevance_matrix(RELEVANT_SETS), ks=(2, 4))
-    assert list(result) == [
-        f"{m}@{k}" for k in (2, 4) for m in ("recall", "ndcg", "hitrate", "map", "precision")
-    ] + ["mrr"]
+    assert list(result) == [f"{m}@{k}" for k in (2, 4) for m in ("recall", "ndcg", "hitrate", "map", "precision")] + [
+        "mrr"
+    ]
     assert result["recall@4"] == pytest.approx((2 / 4 + 1 + 1 / 2 + 0) / 4)
     assert result["map@2"] == pytest.approx((1 / 4 + 1 + 0 + 0) / 4)
     assert result["mrr"] == pytest.approx((1 / 2 + 1 + 1 / 4 + 0) / 4)
@@ -107,9 +107,7 @@ def test_perfect_ranking_scores_one_even_when_relevant_exceeds_k() -> None:
 def test_relevance_ignores_explicit_zeros_and_values_and_accepts_other_formats() -> None:
     rel = relevance_matrix(RELEVANT_SETS)
     rel.data[:] = 4.5  # ratings rather than ones: relevance stays binary
-    zero_stored = sp.csr_matrix(
-        (np.array([4.5, 0.0]), (np.array([0, 0]), np.array([1, 0]))), shape=(1, N_ITEMS)
-    )
+    zero_stored = sp.csr_matrix((np.array([4.5, 0.0]), (np.array([0, 0]), np.array([1, 0]))), shape=(1, N_ITEMS))
     assert zero_stored.nnz == 2
     # Item 0 is stored with value 0, so it is not relevant: the only hit is item 1 at rank 2.
     only = per_user_ranking_metrics(np.array([[0, 1]]), zero_stored, ks=(2,))

@@ -35,13 +35,25 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
     params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
     params["baselines"]["ease"]["l2"] = [10, 100]
     params["baselines"]["ease_recency"].update(l2=[10, 100], recency_tau=[3, 30])
-    params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
-                               ablation={"id_only": params["retrieval"]["ablation"]["id_only"], "plus_logq": {}})
-    params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5,
-                             ablation={"full": {}, "no_ease": {"drop": ["ease_score", "ease_recency_score"]}})
+    params["retrieval"].update(
+        embedding_dim=16,
+        hidden_units=32,
+        batch_size=64,
+        epochs=2,
+        history_len=10,
+        ablation={"id_only": params["retrieval"]["ablation"]["id_only"], "plus_logq": {}},
+    )
+    params["ranking"].update(
+        hidden_units=[16],
+        epochs=1,
+        candidates=20,
+        random_negatives=5,
+        ablation={"full": {}, "no_ease": {"drop": ["ease_score", "ease_recency_score"]}},
+    )
     params["train"]["seeds"] = [1, 2]
-    params["tune"]["retrieval"].update(trials=2, space={"embedding_dim": {"choices": [8, 16]},
-                                                         "epochs": {"low": 1, "high": 2}})
+    params["tune"]["retrieval"].update(
+        trials=2, space={"embedding_dim": {"choices": [8, 16]}, "epochs": {"low": 1, "high": 2}}
+    )
     params["tune"]["ranking"].update(trials=2, space={"epochs": {"low": 1, "high": 2}})
     params["index"].update(eval_queries=100)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -57,13 +69,28 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
 def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, dict[str, str]]) -> None:
     path, env = repo
     out = _run(["dvc", "repro"], path, env)
-    for stage in ("fetch", "prepare", "split", "features", "baselines", "tune", "train_retrieval", "build_index",
-                  "train_ranking", "ablation", "evaluate", "bundle"):
+    for stage in (
+        "fetch",
+        "prepare",
+        "split",
+        "features",
+        "baselines",
+        "tune",
+        "train_retrieval",
+        "build_index",
+        "train_ranking",
+        "ablation",
+        "evaluate",
+        "bundle",
+    ):
         assert f"Running stage '{stage}'" in out.stdout
     metrics = json.loads((path / "reports" / "metrics.json").read_text())
     assert set(metrics["systems"]) == {"most_popular", "item_knn", "ease", "ease_recency", "retrieval", "chain"}
-    assert set(metrics["bars"]) >= {"retrieval_recall@100_over_best_baseline", "chain_ndcg@10_over_ease",
-                                    "chain_ndcg@10_over_best_baseline"}
+    assert set(metrics["bars"]) >= {
+        "retrieval_recall@100_over_best_baseline",
+        "chain_ndcg@10_over_ease",
+        "chain_ndcg@10_over_best_baseline",
+    }
     low, high = (metrics["systems"]["chain"]["interval"]["ndcg@10"][k] for k in ("low", "high"))
     assert low <= metrics["systems"]["chain"]["all"]["ndcg@10"] <= high
     assert metrics["systems"]["chain"]["seeds"]["runs"] == 2  # mean and spread over the two seeds

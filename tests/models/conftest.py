@@ -7,10 +7,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-
-from synthetic import synthetic_events, synthetic_items
-
 from models_config import CONFIG, WIDTHS
+from synthetic import synthetic_events, synthetic_items
 
 
 def tiny_world() -> dict:
@@ -22,9 +20,16 @@ def tiny_world() -> dict:
     cut = int(events.column("timestamp").to_numpy().max()) + 1
     items = item_features(events, synthetic_items(40), None, cut, 30, 5)
     users = np.unique(events.column("user_id").to_numpy())
-    directory = UserDirectory.from_table(pa.table({
-        "user_id": pa.array(users, pa.int64()), "age": pa.array((users % 40 + 18).astype(np.int32)),
-        "gender": ["MF"[u % 2] for u in users], "occupation": [["artist", "doctor", "writer"][u % 3] for u in users]}))
+    directory = UserDirectory.from_table(
+        pa.table(
+            {
+                "user_id": pa.array(users, pa.int64()),
+                "age": pa.array((users % 40 + 18).astype(np.int32)),
+                "gender": ["MF"[u % 2] for u in users],
+                "occupation": [["artist", "doctor", "writer"][u % 3] for u in users],
+            }
+        )
+    )
     return {"events": events, "catalogue": Catalogue.from_table(items, WIDTHS), "users": directory, "cut": cut}
 
 

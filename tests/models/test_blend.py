@@ -18,7 +18,9 @@ def _similarity(n: int, rng: np.random.Generator, per_row: int = 4) -> sp.csr_ma
     return sim
 
 
-def _blender(weight: float = 1.0, tau: float = 5.0, n: int = 300, dim: int = 8, seed: int = 0) -> tuple[Blender, np.ndarray]:
+def _blender(
+    weight: float = 1.0, tau: float = 5.0, n: int = 300, dim: int = 8, seed: int = 0
+) -> tuple[Blender, np.ndarray]:
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(n, dim)).astype(np.float32)
     return Blender(Blend(weight, tau, max_history=20), emb, _similarity(n, rng)), emb
@@ -29,9 +31,13 @@ def test_from_config_reads_validates_and_turns_off_at_zero() -> None:
     assert Blend.from_config({"blend": {"weight": 0, "tau": 10}}) is None
     assert Blend.from_config({"blend": {"weight": 2, "tau": 3}}) == Blend(2.0, 3.0, 50)
     assert Blend.from_config({"blend": Blend(1.5, 4.0, 7).as_config()}) == Blend(1.5, 4.0, 7)
-    for bad, word in (({"weight": 1}, "'weight' and 'tau'"), ({"weight": -1, "tau": 3}, "weight >= 0"),
-                      ({"weight": 1, "tau": 0}, "tau > 0"), ({"weight": "x", "tau": 3}, "weight must be a number"),
-                      ({"weight": 1, "tau": 3, "max_history": 0}, "max_history")):
+    for bad, word in (
+        ({"weight": 1}, "'weight' and 'tau'"),
+        ({"weight": -1, "tau": 3}, "weight >= 0"),
+        ({"weight": 1, "tau": 0}, "tau > 0"),
+        ({"weight": "x", "tau": 3}, "weight must be a number"),
+        ({"weight": 1, "tau": 3, "max_history": 0}, "max_history"),
+    ):
         with pytest.raises(ValueError, match=word):
             Blend.from_config({"blend": bad})
 

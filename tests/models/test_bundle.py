@@ -19,8 +19,13 @@ def _fake_bundle(root: Path) -> tuple[Path, Path]:
         path = checkpoints / part
         if part.endswith(".json"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            content = {"vocab": {"item_id": [1]}, "query_inputs": {}, "candidate_inputs": {}, "embedding_dim": 4,
-                       "inputs": {}}
+            content = {
+                "vocab": {"item_id": [1]},
+                "query_inputs": {},
+                "candidate_inputs": {},
+                "embedding_dim": 4,
+                "inputs": {},
+            }
             path.write_text(json.dumps(content))
         elif part.endswith(".parquet"):
             path.parent.mkdir(parents=True, exist_ok=True)

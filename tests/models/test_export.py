@@ -25,8 +25,9 @@ np.save(sys.argv[2] + "/users.npy", loaded.embed_users(users, hist))
 
 
 def test_towers_reload_in_a_fresh_process(exported: Path, fitted, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", RELOAD, str(exported), str(tmp_path)], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(exported), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert np.allclose(np.load(tmp_path / "items.npy"), fitted.embed_items(), atol=1e-5)
     # the fresh process has no demographics directory: compare with the same unknown demographics

@@ -16,8 +16,13 @@ def test_numpy_query_tower_matches_the_saved_model(exported: Path, world: dict) 
     assert fast is not None
     signature = tf.saved_model.load(str(exported / "query_tower")).signatures["serving_default"]
     users = np.array([1, 2, 3, 999_999, 5])
-    histories = [np.array([1, 5, 9]), np.array([], np.int64), np.array([2, 6, 10, 14, 18, 22, 26, 30, 34, 38]),
-                 np.array([3, 7, 123_456]), np.array([4])]  # 123456: an item the model never saw
+    histories = [
+        np.array([1, 5, 9]),
+        np.array([], np.int64),
+        np.array([2, 6, 10, 14, 18, 22, 26, 30, 34, 38]),
+        np.array([3, 7, 123_456]),
+        np.array([4]),
+    ]  # 123456: an item the model never saw
     feats = query_features(users, histories, world["users"], 8)
     feats["gender"][3] = "unknown-gender"
     feats["age"][4] = np.nan
@@ -59,8 +64,13 @@ def test_numpy_ranker_matches_the_saved_model(tmp_path: Path) -> None:
     feats = {name: rng.normal(size=n).astype(np.float32) for name in DENSE_FEATURES}
     feats.update({name: rng.choice(["a", "b", "c", ""], size=n).astype(object) for name in CATEGORICAL_FEATURES})
     labels = (feats["retrieval_score"] > 0).astype(np.float32)
-    ranker = fit_ranker(feats, labels, labels * 4.0, {"hidden_units": [8, 4], "learning_rate": 0.01,
-                                                      "batch_size": 64, "epochs": 2}, seed=1)
+    ranker = fit_ranker(
+        feats,
+        labels,
+        labels * 4.0,
+        {"hidden_units": [8, 4], "learning_rate": 0.01, "batch_size": 64, "epochs": 2},
+        seed=1,
+    )
     save_ranker(ranker, tmp_path)
     feats["gender"][:5] = "never-seen"
     want_scores, want_ratings = predict_exported(load_ranker(tmp_path), feats)

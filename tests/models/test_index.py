@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import tensorflow as tf
+from synthetic import synthetic_events, synthetic_items
 
 import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import tensorflow as tf  # noqa: E402  (after movierec)
-from synthetic import synthetic_events, synthetic_items
 from movierec.errors import DataError, ParamsError
 from movierec.features import item_features
 from movierec.models.export import save_towers
@@ -29,13 +29,28 @@ from movierec.models.topk_export import build_topk
 
 N_USERS, N_ITEMS = 120, 160
 WIDTHS = {"genres": 4, "title": 6, "tags": 4}
-CONFIG = {"embedding_dim": 16, "hidden_units": 32, "normalize": True, "temperature": 0.1, "logq": True,
-          "history_len": 10, "batch_size": 64, "learning_rate": 0.01, "epochs": 1,
-          "query": {"use_id": True, "use_history": True, "use_features": True, "recent_items": 3},
-          "candidate": {"use_features": True}}
+CONFIG = {
+    "embedding_dim": 16,
+    "hidden_units": 32,
+    "normalize": True,
+    "temperature": 0.1,
+    "logq": True,
+    "history_len": 10,
+    "batch_size": 64,
+    "learning_rate": 0.01,
+    "epochs": 1,
+    "query": {"use_id": True, "use_history": True, "use_features": True, "recent_items": 3},
+    "candidate": {"use_features": True},
+}
 # 160 items: ScaNN gets 12 leaves (8 searched to start), FAISS 4 lists (all probed, so exact)
-PARAMS = {"k": 10, "eval_queries": 200, "eval_batch_size": 50, "seed": 0,
-          "scann": {"num_leaves_to_search": 8}, "faiss": {"nlist": 4, "nprobe": 4}}
+PARAMS = {
+    "k": 10,
+    "eval_queries": 200,
+    "eval_batch_size": 50,
+    "seed": 0,
+    "scann": {"num_leaves_to_search": 8},
+    "faiss": {"nlist": 4, "nprobe": 4},
+}
 
 
 def _items() -> pa.Table:
@@ -49,9 +64,15 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny two-tower model (with age and gender inputs), trained once and exported."""
     events = synthetic_events(N_USERS, N_ITEMS)
     ids = np.arange(1, N_USERS + 1)
-    users = UserDirectory.from_table(pa.table({"user_id": pa.array(ids, pa.int64()),
-                                               "age": pa.array((ids % 50 + 18).astype(np.float32)),
-                                               "gender": ["MF"[u % 2] for u in ids]}))
+    users = UserDirectory.from_table(
+        pa.table(
+            {
+                "user_id": pa.array(ids, pa.int64()),
+                "age": pa.array((ids % 50 + 18).astype(np.float32)),
+                "gender": ["MF"[u % 2] for u in ids],
+            }
+        )
+    )
     fitted = fit_retrieval(events, Catalogue.from_table(_items(), WIDTHS), users, CONFIG, seed=1, epochs=1)
     out = tmp_path_factory.mktemp("export") / "retrieval"
     save_towers(fitted, out, WIDTHS)
@@ -65,8 +86,11 @@ def built(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 
 
 def _tree_hashes(directory: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(directory)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_build_writes_every_index(built: tuple[Path, dict]) -> None:
@@ -161,8 +185,9 @@ def test_indexes_reload_in_a_fresh_process(built: tuple[Path, dict], export_dir:
     script = tmp_path / "reload.py"
     script.write_text(RELOAD_SCRIPT)
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, str(script), str(export_dir), str(out)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(export_dir), str(out)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     brute, scann, faiss = result["brute"], result["scann"], result["faiss"]
@@ -179,8 +204,17 @@ def test_changed_catalogue_needs_no_retraining(built: tuple[Path, dict], export_
     before = _tree_hashes(export_dir)
     items = _items().to_pylist()
     removed = items.pop(5)["item_id"]
-    new = dict(items[0], item_id=10_000, title="Brand New Movie (2024)", year=2024, genres=["Comedy", "Drama"],
-               title_tokens=["brand", "new", "movie"], n_interactions=0, n_recent=0, mean_rating=None)
+    new = dict(
+        items[0],
+        item_id=10_000,
+        title="Brand New Movie (2024)",
+        year=2024,
+        genres=["Comedy", "Drama"],
+        title_tokens=["brand", "new", "movie"],
+        n_interactions=0,
+        n_recent=0,
+        mean_rating=None,
+    )
     table = pa.Table.from_pylist(items + [new], schema=_items().schema)
     out = tmp_path / "index"
     summary = build_indexes(export_dir, out, PARAMS | {"k": 1000, "eval_queries": 20, "scann": {}}, items=table)
@@ -189,8 +223,12 @@ def test_changed_catalogue_needs_no_retraining(built: tuple[Path, dict], export_
     assert summary["catalogue"] == "items"
     assert set(np.load(out / "faiss" / "item_ids.npy").tolist()) == expected
     history = tf.constant([[1] + [-1] * 9, [10_000] + [-1] * 9], tf.int64)
-    feats = {"user_id": tf.constant([1, 2], tf.int64), "history": history,
-             "age": tf.constant([30.0, float("nan")]), "gender": tf.constant(["M", ""])}
+    feats = {
+        "user_id": tf.constant([1, 2], tf.int64),
+        "history": history,
+        "age": tf.constant([30.0, float("nan")]),
+        "gender": tf.constant(["M", ""]),
+    }
     for kind in ("brute", "scann"):
         ids = load_topk(out / kind)(**feats)["item_ids"].numpy()
         assert all(set(row.tolist()) == expected for row in ids), kind
@@ -232,8 +270,13 @@ def test_unfilled_slots_are_marked_empty() -> None:
     embeddings = rng.normal(size=(160, 8)).astype(np.float32)
     ids = np.arange(1000, 1160)
     specs = {"q": tf.TensorSpec([None, 8], tf.float32, name="q")}
-    scann = {"num_leaves": 12, "num_leaves_to_search": 2, "dimensions_per_block": 2,
-             "num_reordering_candidates": 160, "training_iterations": 12}
+    scann = {
+        "num_leaves": 12,
+        "num_leaves_to_search": 2,
+        "dimensions_per_block": 2,
+        "num_reordering_candidates": 160,
+        "training_iterations": 12,
+    }
     module = build_topk("scann", _Identity(), embeddings, ids, specs, k=160, scann=scann)
     out = module.serve(q=tf.constant(embeddings[:4]))
     got_ids, got_scores = out["item_ids"].numpy(), out["scores"].numpy()

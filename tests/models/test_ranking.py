@@ -35,8 +35,14 @@ def window(world: dict, fitted) -> dict:
 
 
 def test_pairs_take_positives_from_the_candidates_only(window: dict) -> None:
-    feats, y, ratings = training_pairs(window["ctx"], dict(zip(window["users"].tolist(), window["query"])),
-                                       window["labels"], k=10, random_negatives=3, seed=0)
+    feats, y, ratings = training_pairs(
+        window["ctx"],
+        dict(zip(window["users"].tolist(), window["query"])),
+        window["labels"],
+        k=10,
+        random_negatives=3,
+        seed=0,
+    )
     assert set(np.unique(y)) <= {0.0, 1.0} and 0 < y.mean() < 1
     assert (ratings[y == 0] == 0).all() and (ratings[y == 1] >= 1).all()
     assert set(feats) >= set(DENSE_FEATURES)
@@ -47,8 +53,9 @@ def test_pairs_take_positives_from_the_candidates_only(window: dict) -> None:
 
 def test_features_come_from_the_known_past(window: dict, world: dict) -> None:
     ctx = window["ctx"]
-    known_counts = np.bincount(world["catalogue"].rows_of(window["known"].column("item_id").to_numpy()),
-                               minlength=len(world["catalogue"]))
+    known_counts = np.bincount(
+        world["catalogue"].rows_of(window["known"].column("item_id").to_numpy()), minlength=len(world["catalogue"])
+    )
     # the catalogue here was built on all events, so the context must use its own known events for users
     user = int(window["users"][0])
     feats = pair_features(ctx, np.array([user]), np.array([0]), window["query"][:1])
@@ -60,12 +67,25 @@ def test_features_come_from_the_known_past(window: dict, world: dict) -> None:
 def test_genre_affinity_by_hand() -> None:
     from movierec.models.inputs import Catalogue
 
-    cat = Catalogue(item_id=np.array([1, 2, 3]), genres=np.array([["A", ""], ["A", "B"], ["C", ""]], dtype=object),
-                    title_tokens=np.full((3, 1), "", dtype=object), year=np.zeros(3, np.float32), tags=None,
-                    n_interactions=np.ones(3, np.float32), n_recent=np.ones(3, np.float32),
-                    mean_rating=np.full(3, 3.0, np.float32), first_ts=np.zeros(3, np.int64))
-    known = pa.table({"user_id": pa.array([7, 7], pa.int64()), "item_id": pa.array([1, 2], pa.int64()),
-                      "rating": pa.array([4.0, 5.0], pa.float32()), "timestamp": pa.array([1, 2], pa.int64())})
+    cat = Catalogue(
+        item_id=np.array([1, 2, 3]),
+        genres=np.array([["A", ""], ["A", "B"], ["C", ""]], dtype=object),
+        title_tokens=np.full((3, 1), "", dtype=object),
+        year=np.zeros(3, np.float32),
+        tags=None,
+        n_interactions=np.ones(3, np.float32),
+        n_recent=np.ones(3, np.float32),
+        mean_rating=np.full(3, 3.0, np.float32),
+        first_ts=np.zeros(3, np.int64),
+    )
+    known = pa.table(
+        {
+            "user_id": pa.array([7, 7], pa.int64()),
+            "item_id": pa.array([1, 2], pa.int64()),
+            "rating": pa.array([4.0, 5.0], pa.float32()),
+            "timestamp": pa.array([1, 2], pa.int64()),
+        }
+    )
     ctx = RankingContext.build(known, cat, np.eye(3, dtype=np.float32), None, 10)
     feats = pair_features(ctx, np.array([7, 7]), np.array([1, 2]), np.zeros((2, 3), np.float32))
     # history genres: item 1 {A}, item 2 {A, B} -> shares A 1.0, B 0.5, C 0
@@ -74,11 +94,17 @@ def test_genre_affinity_by_hand() -> None:
 
 
 def test_ranker_learns_and_reorders_candidates(window: dict) -> None:
-    feats, y, ratings = training_pairs(window["ctx"], dict(zip(window["users"].tolist(), window["query"])),
-                                       window["labels"], k=10, random_negatives=3, seed=0)
+    feats, y, ratings = training_pairs(
+        window["ctx"],
+        dict(zip(window["users"].tolist(), window["query"])),
+        window["labels"],
+        k=10,
+        random_negatives=3,
+        seed=0,
+    )
     ranker = fit_ranker(feats, y, ratings, RANKER, seed=3)
     assert ranker.history[-1]["loss"] < ranker.history[0]["loss"]
-    scores, predicted = ranker.predict(feats)
+    scores, _predicted = ranker.predict(feats)
     assert scores[y == 1].mean() > scores[y == 0].mean()
     seen = [np.array([], np.int64)] * len(window["users"])
     cands = candidate_rows(window["ctx"], window["query"], window["users"], 10, seen)
@@ -103,8 +129,12 @@ def test_ranker_export_reloads_in_a_fresh_process(window: dict, tmp_path: Path) 
     save_ranker(ranker, tmp_path / "ranking")
     np.savez(tmp_path / "feats.npz", **{k: (v.astype(str) if v.dtype == object else v) for k, v in feats.items()})
     out = tmp_path / "out.npy"
-    result = subprocess.run([sys.executable, "-c", RELOAD, str(tmp_path / "ranking"), str(tmp_path / "feats.npz"),
-                             str(out)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(tmp_path / "ranking"), str(tmp_path / "feats.npz"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     score, rating = np.load(out)
     expected_score, expected_rating = ranker.predict(feats)

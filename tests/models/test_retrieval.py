@@ -7,10 +7,10 @@ import pyarrow as pa
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+from models_config import CONFIG
 
 from movierec.models.inputs import pad_ids, training_examples
 from movierec.models.retrieval import fit_retrieval, sampling_probability
-from models_config import CONFIG
 
 
 def test_sampling_probability_is_the_items_share_of_training_events(world: dict) -> None:
@@ -29,8 +29,9 @@ def test_logq_correction_lowers_popular_candidates_logits() -> None:
     TFRS subtracts log(p) from each candidate's logit. If we passed 1/p, or added the log,
     popular items would be boosted instead, which is the bug this guards against.
     """
-    task = tfrs.tasks.Retrieval(loss=tf.keras.losses.CategoricalCrossentropy(
-        from_logits=True, reduction=tf.keras.losses.Reduction.NONE))
+    task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
+    )
     queries = tf.ones((3, 4))
     candidates = tf.ones((3, 4))  # every logit equal: plain loss is log(3) on each row
     p = tf.constant([0.5, 0.01, 0.01])  # candidate 0 is popular
@@ -42,9 +43,15 @@ def test_logq_correction_lowers_popular_candidates_logits() -> None:
 
 
 def test_training_examples_use_only_earlier_items() -> None:
-    events = pa.table({"user_id": pa.array([1, 1, 1, 2], pa.int64()), "item_id": pa.array([10, 11, 12, 10], pa.int64()),
-                       "rating": pa.array([1.0] * 4, pa.float32()), "timestamp": pa.array([3, 1, 2, 5], pa.int64())})
-    users, hist, items, stamps = training_examples(events, 2)
+    events = pa.table(
+        {
+            "user_id": pa.array([1, 1, 1, 2], pa.int64()),
+            "item_id": pa.array([10, 11, 12, 10], pa.int64()),
+            "rating": pa.array([1.0] * 4, pa.float32()),
+            "timestamp": pa.array([3, 1, 2, 5], pa.int64()),
+        }
+    )
+    users, hist, items, _stamps = training_examples(events, 2)
     assert users.tolist() == [1, 1, 1, 2]
     assert items.tolist() == [11, 12, 10, 10]  # user 1 in time order
     assert hist.tolist() == [[-1, -1], [11, -1], [11, 12], [-1, -1]]

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from synthetic import write_csv_dataset
 
 import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from synthetic import write_csv_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key"
@@ -73,8 +73,13 @@ def make_settings(project: TinyProject, database: Path, **overrides: Any) -> Any
     """Settings pointing at ``project`` (explicit values: the environment is not read for these)."""
     from movierec.serving.settings import Settings
 
-    values: dict[str, Any] = dict(bundle_dir=project.checkpoints, interactions_path=project.interactions,
-                                  users_path=project.users, database_path=database, api_key=API_KEY)
+    values: dict[str, Any] = dict(
+        bundle_dir=project.checkpoints,
+        interactions_path=project.interactions,
+        users_path=project.users,
+        database_path=database,
+        api_key=API_KEY,
+    )
     return Settings(**{**values, **overrides})
 
 
@@ -87,8 +92,7 @@ def tiny_params(dataset: Path) -> dict[str, Any]:
     params["baselines"]["ease"]["l2"] = [10, 100]
     params["baselines"]["ease_recency"].update(l2=[10], recency_tau=[3, 30])
     params["baselines"]["biases"]["reg"] = [5]
-    params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10,
-                               ablation={})
+    params["retrieval"].update(embedding_dim=16, hidden_units=32, batch_size=64, epochs=2, history_len=10, ablation={})
     params["ranking"].update(hidden_units=[16], epochs=1, candidates=20, random_negatives=5)
     params["train"]["seeds"] = [42]
     params["index"].update(eval_queries=100)
@@ -128,7 +132,7 @@ def rebundle(project: TinyProject, target: Path, seed: int) -> Path:
 
 
 @contextlib.contextmanager
-def chdir(path: Path):  # noqa: ANN201
+def chdir(path: Path):
     previous = Path.cwd()
     os.chdir(path)
     try:
@@ -143,7 +147,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:  # noqa: ANN001
+def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -156,8 +160,12 @@ def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     """``(labels, value)`` of every sample called ``name`` in a Prometheus exposition text."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return [(dict(s.labels), float(s.value)) for family in text_string_to_metric_families(text)
-            for s in family.samples if s.name == name]
+    return [
+        (dict(s.labels), float(s.value))
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import movierec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from bundle_fixture import TinyProject, build_tiny_project, make_settings
 from fastapi.testclient import TestClient
 
-from bundle_fixture import TinyProject, build_tiny_project, make_settings
+import movierec  # noqa: F401  (Keras 2 before TensorFlow)
 from movierec.serving.app import create_app
 from movierec.serving.settings import Settings
 
@@ -53,7 +53,10 @@ def histories(tiny_project: TinyProject) -> dict[int, set[int]]:
 @pytest.fixture(scope="session")
 def catalogue(tiny_project: TinyProject) -> dict[int, dict[str, Any]]:
     """The served catalogue: item id -> year and genres."""
-    table = pq.read_table(tiny_project.checkpoints / "retrieval" / "catalogue.parquet",
-                          columns=["item_id", "year", "genres"]).to_pydict()
-    return {int(i): {"year": None if y is None or np.isnan(y) else int(y), "genres": [g for g in gs if g]}
-            for i, y, gs in zip(table["item_id"], table["year"], table["genres"])}
+    table = pq.read_table(
+        tiny_project.checkpoints / "retrieval" / "catalogue.parquet", columns=["item_id", "year", "genres"]
+    ).to_pydict()
+    return {
+        int(i): {"year": None if y is None or np.isnan(y) else int(y), "genres": [g for g in gs if g]}
+        for i, y, gs in zip(table["item_id"], table["year"], table["genres"])
+    }

@@ -59,7 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         srv = self.server
         if parts.path == "/ready":
@@ -69,23 +69,31 @@ class Handler(BaseHTTPRequestHandler):
                 self._reply(503, {"ready": False, "reason": "starting"})
         elif parts.path == "/api/v1/popular":
             k = int(parse_qs(parts.query)["k"][0])
-            self._reply(200, {"items": [{"item_id": i, "score": 1.0} for i in range(1, min(k, N_ITEMS) + 1)],
-                              "model_version": "fake"})
+            self._reply(
+                200,
+                {
+                    "items": [{"item_id": i, "score": 1.0} for i in range(1, min(k, N_ITEMS) + 1)],
+                    "model_version": "fake",
+                },
+            )
         elif parts.path == "/api/v1/ping":
             self._record(parts.path, None)
         elif parts.path == "/metrics":
             with srv.lock:
                 n = len(srv.bodies.get("/api/v1/recommendations", []))
                 total = srv.chain_seconds
-            self._reply(200, "# HELP x\n"
-                             f'recommendation_latency_seconds_sum{{endpoint="recommendations",stage="total"}} {total}\n'
-                             f'recommendation_latency_seconds_count{{endpoint="recommendations",stage="total"}} {n}\n'
-                             f'recommendation_latency_seconds_sum{{endpoint="retrieval",stage="total"}} 99.0\n',
-                        "text/plain")
+            self._reply(
+                200,
+                "# HELP x\n"
+                f'recommendation_latency_seconds_sum{{endpoint="recommendations",stage="total"}} {total}\n'
+                f'recommendation_latency_seconds_count{{endpoint="recommendations",stage="total"}} {n}\n'
+                f'recommendation_latency_seconds_sum{{endpoint="retrieval",stage="total"}} 99.0\n',
+                "text/plain",
+            )
         else:
             self._reply(404, {"detail": "Not Found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self._record(self.path, body)
 
@@ -118,8 +126,9 @@ def serve() -> Iterator[Any]:
         server.server_close()
 
 
-def args(url: str, requests: int = 40, concurrency: int = 4, max_seconds: float = 30.0,
-         out: str | None = None) -> Namespace:
+def args(
+    url: str, requests: int = 40, concurrency: int = 4, max_seconds: float = 30.0, out: str | None = None
+) -> Namespace:
     return Namespace(url=url, concurrency=concurrency, requests=requests, max_seconds=max_seconds, out=out)
 
 
@@ -127,9 +136,20 @@ def quiet(_: str) -> None:
     pass
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.com:8000", "http://0.0.0.0:8000",
-                                 "http://192.168.1.5", "http://[2001:db8::1]:80", "http://127.0.0.1.nip.io",
-                                 "ftp://127.0.0.1", "127.0.0.1:8000", "http://127.0.0.1:8000/?x=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1:8000",
+        "http://example.com:8000",
+        "http://0.0.0.0:8000",
+        "http://192.168.1.5",
+        "http://[2001:db8::1]:80",
+        "http://127.0.0.1.nip.io",
+        "ftp://127.0.0.1",
+        "127.0.0.1:8000",
+        "http://127.0.0.1:8000/?x=1",
+    ],
+)
 def test_refuses_anything_but_loopback(url: str) -> None:
     with pytest.raises(ParamsError):
         bench.check_loopback(url)
@@ -137,11 +157,16 @@ def test_refuses_anything_but_loopback(url: str) -> None:
         bench.run_bench(args(url), log=quiet)
 
 
-@pytest.mark.parametrize("url, base", [("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
-                                       ("http://127.9.9.9", "http://127.9.9.9"),
-                                       ("http://[::1]:8000", "http://[::1]:8000"),
-                                       ("http://localhost:1", "http://localhost:1"),
-                                       ("https://LOCALHOST:8443", "https://LOCALHOST:8443")])
+@pytest.mark.parametrize(
+    "url, base",
+    [
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
+        ("http://127.9.9.9", "http://127.9.9.9"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+        ("http://localhost:1", "http://localhost:1"),
+        ("https://LOCALHOST:8443", "https://LOCALHOST:8443"),
+    ],
+)
 def test_accepts_loopback(url: str, base: str) -> None:
     assert bench.check_loopback(url) == base
 
@@ -185,8 +210,10 @@ def test_full_run(serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     retrieval, ranking, chain = (bodies[f"/api/v1/{p}"] for p in ("retrieval", "ranking", "recommendations"))
     assert len(retrieval) == len(ranking) == len(chain) == 45
     assert all(b["k"] == 100 and set(b) == {"user_id", "k"} for b in retrieval)
-    assert all(len(b["item_ids"]) == 100 == len(set(b["item_ids"])) and set(b["item_ids"]) <= set(range(1, N_ITEMS + 1))
-               for b in ranking)
+    assert all(
+        len(b["item_ids"]) == 100 == len(set(b["item_ids"])) and set(b["item_ids"]) <= set(range(1, N_ITEMS + 1))
+        for b in ranking
+    )
     assert all(b["k"] == 10 and b["candidates"] == 100 for b in chain)
     users = {b["user_id"] for b in retrieval + ranking + chain}
     assert any(u <= N_USERS for u in users) and any(u > N_USERS for u in users)  # known users and cold start
@@ -198,8 +225,17 @@ def test_full_run(serve: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert results["chain_server_stages"]["total"] == {"mean_ms": pytest.approx(2.0), "count": 40}
 
     printed = capsys.readouterr().out
-    for text in ("ping", "GET /api/v1/ping", "POST /api/v1/recommendations", "p99 ms", "req/s",
-                 "chain p99 / floor p99", "chain req/s / floor req/s", "target <= 2", "target >= 0.5"):
+    for text in (
+        "ping",
+        "GET /api/v1/ping",
+        "POST /api/v1/recommendations",
+        "p99 ms",
+        "req/s",
+        "chain p99 / floor p99",
+        "chain req/s / floor req/s",
+        "target <= 2",
+        "target >= 0.5",
+    ):
         assert text in printed
     assert json.loads(out.read_text())["scenarios"]["chain"]["completed"] == 40
 
@@ -233,10 +269,12 @@ def test_user_pool_is_seeded_and_mixed() -> None:
 
 
 def test_parse_stage_metrics() -> None:
-    text = ('recommendation_latency_seconds_bucket{endpoint="recommendations",le="0.1",stage="ranking"} 3.0\n'
-            'recommendation_latency_seconds_sum{endpoint="recommendations",stage="ranking"} 0.3\n'
-            'recommendation_latency_seconds_count{endpoint="recommendations",stage="ranking"} 3.0\n'
-            'recommendation_latency_seconds_count{endpoint="ranking",stage="ranking"} 7.0\n')
+    text = (
+        'recommendation_latency_seconds_bucket{endpoint="recommendations",le="0.1",stage="ranking"} 3.0\n'
+        'recommendation_latency_seconds_sum{endpoint="recommendations",stage="ranking"} 0.3\n'
+        'recommendation_latency_seconds_count{endpoint="recommendations",stage="ranking"} 3.0\n'
+        'recommendation_latency_seconds_count{endpoint="ranking",stage="ranking"} 7.0\n'
+    )
     assert bench.parse_stage_metrics(text, "recommendations") == {"ranking": (0.3, 3.0)}
     means = bench.stage_means({"ranking": (0.1, 1.0)}, bench.parse_stage_metrics(text, "recommendations"))
     assert means == {"ranking": {"mean_ms": pytest.approx(100.0), "count": 2}}

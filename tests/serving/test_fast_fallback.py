@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from bundle_fixture import TinyProject
+
 from movierec.serving.service import Recommender, UserQuery
 
 

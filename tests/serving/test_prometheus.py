@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from bundle_fixture import TinyProject, free_port, stop_process_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,21 +29,36 @@ def test_prometheus_scrapes_the_service(tiny_project: TinyProject, tmp_path: Pat
     binary = _prometheus()
     api_port, prom_port = free_port(), free_port()
     env = {**os.environ, **tiny_project.env(tmp_path / "serve.sqlite")}
-    api = subprocess.Popen([sys.executable, "-m", "movierec.cli", "serve", "--port", str(api_port), "--workers", "2"],
-                           cwd=tiny_project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "movierec.cli", "serve", "--port", str(api_port), "--workers", "2"],
+        cwd=tiny_project.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     config = (ROOT / "prometheus" / "prometheus.yml").read_text().replace("127.0.0.1:8000", f"127.0.0.1:{api_port}")
     config = config.replace("scrape_interval: 5s", "scrape_interval: 1s")
     (tmp_path / "prometheus.yml").write_text(config)
     shutil.copy(ROOT / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
-    checked = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                             text=True)
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    prom = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    prom = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base, prom_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prom_port}"
     try:
+
         def ready() -> bool:
             try:
                 return httpx.get(f"{base}/ready", timeout=2).status_code == 200
@@ -66,11 +80,14 @@ def test_prometheus_scrapes_the_service(tiny_project: TinyProject, tmp_path: Pat
             return reply.get("data", {}).get("result", [])
 
         requests = 'sum(recommendation_requests_total{endpoint="recommendations",status="200"})'
-        assert wait_until(lambda: query(requests) and float(query(requests)[0]["value"][1]) == 20, 60), \
+        assert wait_until(lambda: query(requests) and float(query(requests)[0]["value"][1]) == 20, 60), (
             "Prometheus never saw the 20 chain requests summed over both workers"
+        )
         fallbacks = query('sum(fallback_total{reason="unknown_user_no_history"})')
         assert float(fallbacks[0]["value"][1]) == 3
-        stages = {r["metric"]["stage"] for r in query('recommendation_latency_seconds_count{endpoint="recommendations"}')}
+        stages = {
+            r["metric"]["stage"] for r in query('recommendation_latency_seconds_count{endpoint="recommendations"}')
+        }
         assert {"total", "retrieval", "ranking"} <= stages
         assert query("max(model_load_time_seconds)") and query("model_bundle_info == 1")
         rules = httpx.get(f"{prom_url}/api/v1/rules", timeout=5).json()["data"]["groups"]

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bundle_fixture import API_KEY, TinyProject, make_settings, metric_value, rebundle, wait_until
 from fastapi.testclient import TestClient
 
-from bundle_fixture import API_KEY, TinyProject, make_settings, metric_value, rebundle, wait_until
 from movierec.serving.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,7 @@ def reload_client(tiny_project: TinyProject, tmp_path: Path) -> Iterator[TestCli
         yield client
 
 
-def test_reload_under_load_loses_no_request(reload_client: TestClient, second_bundle: Path,
-                                            manifest: dict) -> None:
+def test_reload_under_load_loses_no_request(reload_client: TestClient, second_bundle: Path, manifest: dict) -> None:
     client = reload_client
     old = manifest["version"]
     results: list[tuple[int, str | None]] = []
@@ -49,7 +48,7 @@ def test_reload_under_load_loses_no_request(reload_client: TestClient, second_bu
                 version = r.json().get("model_version") if r.status_code == 200 else None
                 with lock:
                     results.append((r.status_code, version))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             failures.append(exc)
 
     threads = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(THREADS)]

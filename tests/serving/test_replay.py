@@ -22,16 +22,16 @@ def test_replay_counts_hits_of_later_feedback_only(tmp_path: Path) -> None:
     log.log("r3", 3, "ranking", "v1", [10], [0.1], 1.0, False, None)  # ranking requests are not replayed
     log.flush()
     later = int(time.time()) + 10
-    events.add(1, 20, 5.0, "rating", later)   # user 1: a hit (20 was served)
-    events.add(1, 99, 3.0, "rating", later)   # and a miss
-    events.add(2, 77, None, "click", later)   # user 2: a miss
+    events.add(1, 20, 5.0, "rating", later)  # user 1: a hit (20 was served)
+    events.add(1, 99, 3.0, "rating", later)  # and a miss
+    events.add(2, 77, None, "click", later)  # user 2: a miss
     log.close()
     events.close()
     assert [r["request_id"] for r in read_request_logs(db)] == ["r1", "r2", "r3"]
     report = replay(db, None, k=3)
     assert report["logged_requests"] == 2
     assert report["requests_with_later_feedback"] == 2
-    assert report["served_hit_rate"] == pytest.approx(0.5)           # user 1 hit, user 2 missed
+    assert report["served_hit_rate"] == pytest.approx(0.5)  # user 1 hit, user 2 missed
     assert report["served_recall"] == pytest.approx((1 / 2 + 0) / 2)  # user 1 found 1 of 2 later items
 
 

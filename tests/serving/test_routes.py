@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_fixture import API_KEY, TinyProject, make_settings, metric_value
 from fastapi.testclient import TestClient
 
-from bundle_fixture import API_KEY, TinyProject, make_settings, metric_value
 from movierec.serving.app import create_app
 from movierec.serving.settings import Settings
 from movierec.serving.store import read_request_logs
@@ -41,7 +41,8 @@ def error_text(response: Any) -> str:
 
 @pytest.mark.parametrize("index", ["scann", "faiss", "brute"])
 def test_retrieval_for_a_known_user_returns_k_unseen_items_best_first(
-        client: TestClient, manifest: dict[str, Any], histories: dict[int, set[int]], index: str) -> None:
+    client: TestClient, manifest: dict[str, Any], histories: dict[int, set[int]], index: str
+) -> None:
     r = client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 10, "index": index})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -61,13 +62,16 @@ def test_retrieval_uses_the_configured_index_by_default(client: TestClient, sett
 
 
 def test_every_index_agrees_with_exact_search_on_a_tiny_catalogue(client: TestClient) -> None:
-    lists = {index: ids(client.post(RETRIEVAL, json={"user_id": 5, "k": 5, "index": index}))
-             for index in ("scann", "faiss", "brute")}
+    lists = {
+        index: ids(client.post(RETRIEVAL, json={"user_id": 5, "k": 5, "index": index}))
+        for index in ("scann", "faiss", "brute")
+    }
     assert set(lists["faiss"]) == set(lists["brute"]) == set(lists["scann"]), lists
 
 
 def test_an_approximate_index_that_misses_and_misorders_items_still_answers_best_first(
-        client: TestClient, histories: dict[int, set[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, histories: dict[int, set[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tensorflow as tf
 
     every = client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 1000, "exclude_seen": False, "index": "brute"})
@@ -114,11 +118,15 @@ def test_a_history_of_unknown_items_only_falls_back(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["is_fallback"] is True and len(ids(r)) == 3
 
 
-def test_filters_are_respected_and_k_is_kept(client: TestClient, catalogue: dict[int, dict[str, Any]],
-                                             histories: dict[int, set[int]]) -> None:
+def test_filters_are_respected_and_k_is_kept(
+    client: TestClient, catalogue: dict[int, dict[str, Any]], histories: dict[int, set[int]]
+) -> None:
     filters = {"genres": ["Comedy", "Drama"], "year_min": 1990, "year_max": 2012}
-    eligible = {i for i, meta in catalogue.items()
-                if set(meta["genres"]) & {"Comedy", "Drama"} and meta["year"] and 1990 <= meta["year"] <= 2012}
+    eligible = {
+        i
+        for i, meta in catalogue.items()
+        if set(meta["genres"]) & {"Comedy", "Drama"} and meta["year"] and 1990 <= meta["year"] <= 2012
+    }
     unseen = eligible - histories[KNOWN_USER]
     assert len(unseen) >= 5, "the synthetic catalogue should allow five filtered unseen items"
     for index in ("scann", "faiss", "brute"):
@@ -140,8 +148,9 @@ def test_filters_apply_to_the_fallback_too(client: TestClient) -> None:
     assert all("Sci-Fi" in item["genres"] and item["year"] <= 2000 for item in r.json()["items"])
 
 
-def test_exclude_seen_false_may_return_seen_items(client: TestClient, histories: dict[int, set[int]],
-                                                  catalogue: dict[int, dict[str, Any]]) -> None:
+def test_exclude_seen_false_may_return_seen_items(
+    client: TestClient, histories: dict[int, set[int]], catalogue: dict[int, dict[str, Any]]
+) -> None:
     seen = histories[KNOWN_USER]
     r = client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 1000, "exclude_seen": False})
     assert r.status_code == 200 and set(ids(r)) == set(catalogue), "the whole catalogue, seen items included"
@@ -174,14 +183,21 @@ def test_ranking_reorders_the_candidates_by_score_with_metadata(client: TestClie
 
 
 def test_ranking_for_a_new_user_from_a_history_and_demographics(client: TestClient) -> None:
-    r = client.post(RANKING, json={"history": [1, 2], "item_ids": [3, 4, 5],
-                                   "user_features": {"age": 30, "gender": "F", "occupation": "writer"}})
+    r = client.post(
+        RANKING,
+        json={
+            "history": [1, 2],
+            "item_ids": [3, 4, 5],
+            "user_features": {"age": 30, "gender": "F", "occupation": "writer"},
+        },
+    )
     assert r.status_code == 200 and sorted(ids(r)) == [3, 4, 5] and non_increasing(scores(r))
 
 
 @pytest.mark.parametrize("item_ids, named", [([1, 2, 99_999], "99999"), ([1, 2, 2], "duplicates")])
-def test_ranking_unknown_or_duplicate_items_is_a_422_naming_them(client: TestClient, item_ids: list[int],
-                                                                 named: str) -> None:
+def test_ranking_unknown_or_duplicate_items_is_a_422_naming_them(
+    client: TestClient, item_ids: list[int], named: str
+) -> None:
     r = client.post(RANKING, json={"user_id": KNOWN_USER, "item_ids": item_ids})
     assert r.status_code == 422 and named in error_text(r)
     assert r.json()["detail"][0]["loc"] == ["body", "item_ids"]
@@ -190,8 +206,9 @@ def test_ranking_unknown_or_duplicate_items_is_a_422_naming_them(client: TestCli
 # --- recommendations ------------------------------------------------------------------------------
 
 
-def test_recommendations_return_k_ranked_unseen_items(client: TestClient, manifest: dict[str, Any],
-                                                      histories: dict[int, set[int]]) -> None:
+def test_recommendations_return_k_ranked_unseen_items(
+    client: TestClient, manifest: dict[str, Any], histories: dict[int, set[int]]
+) -> None:
     r = client.post(RECS, json={"user_id": KNOWN_USER, "k": 6})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -199,8 +216,10 @@ def test_recommendations_return_k_ranked_unseen_items(client: TestClient, manife
     assert body["model_version"] == manifest["version"] and body["is_fallback"] is False
     assert non_increasing(scores(r)), "the chain returns the ranker's order"
     # the chain's order is the ranker's order of the retrieved candidates
-    ranked = client.post(RANKING, json={"user_id": KNOWN_USER, "item_ids": ids(client.post(
-        RETRIEVAL, json={"user_id": KNOWN_USER, "k": 100}))})
+    ranked = client.post(
+        RANKING,
+        json={"user_id": KNOWN_USER, "item_ids": ids(client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 100}))},
+    )
     assert ids(r) == ids(ranked)[:6]
 
 
@@ -297,33 +316,37 @@ def test_a_rating_event_needs_a_rating(client: TestClient) -> None:
 # --- validation -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path, body, loc", [
-    (RETRIEVAL, {"user_id": 1, "k": 0}, "k"),
-    (RETRIEVAL, {"user_id": 1, "k": 1001}, "k"),
-    (RETRIEVAL, {"user_id": 1, "k": "ten"}, "k"),
-    (RETRIEVAL, {"user_id": "one"}, "user_id"),
-    (RETRIEVAL, {"user_id": -1}, "user_id"),
-    (RETRIEVAL, {"user_id": 1, "index": "annoy"}, "index"),
-    (RETRIEVAL, {"user_id": 1, "colour": "red"}, "colour"),
-    (RETRIEVAL, {"user_id": 1, "filters": {"year_min": 2000, "year_max": 1990}}, "filters"),
-    (RETRIEVAL, {"user_id": 1, "filters": {"mood": "sad"}}, "mood"),
-    (RETRIEVAL, {"user_id": 1, "user_features": {"age": 300}}, "age"),
-    (RETRIEVAL, {"k": 5}, "user_id"),
-    (RETRIEVAL, {"history": [], "k": 5}, "user_id"),
-    (RANKING, {"user_id": 1, "item_ids": []}, "item_ids"),
-    (RANKING, {"user_id": 1, "item_ids": list(range(1, 1002))}, "item_ids"),
-    (RANKING, {"user_id": 1}, "item_ids"),
-    (RANKING, {"item_ids": [1, 2]}, "user_id"),
-    (RANKING, {"user_id": 1, "item_ids": [1], "k": 0}, "k"),
-    (RECS, {"user_id": 1, "diversity": 1.5}, "diversity"),
-    (RECS, {"user_id": 1, "candidates": 0}, "candidates"),
-    (RECS, {"user_id": 1, "unknown": True}, "unknown"),
-    ("/api/v1/feedback", {"user_id": 1, "item_id": 2, "rating": 9}, "rating"),
-    ("/api/v1/feedback", {"user_id": 1, "item_id": 2, "event": "like"}, "event"),
-    ("/api/v1/feedback", {"item_id": 2, "rating": 3}, "user_id"),
-])
-def test_invalid_fields_are_422s_that_locate_the_field(client: TestClient, path: str, body: dict[str, Any],
-                                                        loc: str) -> None:
+@pytest.mark.parametrize(
+    "path, body, loc",
+    [
+        (RETRIEVAL, {"user_id": 1, "k": 0}, "k"),
+        (RETRIEVAL, {"user_id": 1, "k": 1001}, "k"),
+        (RETRIEVAL, {"user_id": 1, "k": "ten"}, "k"),
+        (RETRIEVAL, {"user_id": "one"}, "user_id"),
+        (RETRIEVAL, {"user_id": -1}, "user_id"),
+        (RETRIEVAL, {"user_id": 1, "index": "annoy"}, "index"),
+        (RETRIEVAL, {"user_id": 1, "colour": "red"}, "colour"),
+        (RETRIEVAL, {"user_id": 1, "filters": {"year_min": 2000, "year_max": 1990}}, "filters"),
+        (RETRIEVAL, {"user_id": 1, "filters": {"mood": "sad"}}, "mood"),
+        (RETRIEVAL, {"user_id": 1, "user_features": {"age": 300}}, "age"),
+        (RETRIEVAL, {"k": 5}, "user_id"),
+        (RETRIEVAL, {"history": [], "k": 5}, "user_id"),
+        (RANKING, {"user_id": 1, "item_ids": []}, "item_ids"),
+        (RANKING, {"user_id": 1, "item_ids": list(range(1, 1002))}, "item_ids"),
+        (RANKING, {"user_id": 1}, "item_ids"),
+        (RANKING, {"item_ids": [1, 2]}, "user_id"),
+        (RANKING, {"user_id": 1, "item_ids": [1], "k": 0}, "k"),
+        (RECS, {"user_id": 1, "diversity": 1.5}, "diversity"),
+        (RECS, {"user_id": 1, "candidates": 0}, "candidates"),
+        (RECS, {"user_id": 1, "unknown": True}, "unknown"),
+        ("/api/v1/feedback", {"user_id": 1, "item_id": 2, "rating": 9}, "rating"),
+        ("/api/v1/feedback", {"user_id": 1, "item_id": 2, "event": "like"}, "event"),
+        ("/api/v1/feedback", {"item_id": 2, "rating": 3}, "user_id"),
+    ],
+)
+def test_invalid_fields_are_422s_that_locate_the_field(
+    client: TestClient, path: str, body: dict[str, Any], loc: str
+) -> None:
     r = client.post(path, json=body)
     assert r.status_code == 422, r.text
     locations = [[str(part) for part in error["loc"]] for error in r.json()["detail"]]
@@ -339,8 +362,7 @@ def test_invalid_json_and_query_values_are_422s(client: TestClient) -> None:
     assert client.get("/api/v1/items/1/similar", params={"k": 1001}).status_code == 422
 
 
-def test_a_body_over_the_limit_is_a_413_with_or_without_content_length(client: TestClient,
-                                                                       settings: Settings) -> None:
+def test_a_body_over_the_limit_is_a_413_with_or_without_content_length(client: TestClient, settings: Settings) -> None:
     before = client.get("/metrics").text
     size = settings.max_body_bytes + 1
     padded = b'{"user_id": 1' + b" " * size + b"}"
@@ -358,40 +380,51 @@ def test_a_body_over_the_limit_is_a_413_with_or_without_content_length(client: T
     assert r.status_code == 413, r.text
     assert str(settings.max_body_bytes) in error_text(r)
     after = client.get("/metrics").text
-    assert (metric_value(after, "recommendation_requests_total", endpoint="retrieval", status="413")
-            - metric_value(before, "recommendation_requests_total", endpoint="retrieval", status="413")) == 2
+    assert (
+        metric_value(after, "recommendation_requests_total", endpoint="retrieval", status="413")
+        - metric_value(before, "recommendation_requests_total", endpoint="retrieval", status="413")
+    ) == 2
     # a body just under the limit is fine
-    ok = client.post(RETRIEVAL, content=b'{"user_id": 1' + b" " * (settings.max_body_bytes - 100) + b"}",
-                     headers={"content-type": "application/json"})
+    ok = client.post(
+        RETRIEVAL,
+        content=b'{"user_id": 1' + b" " * (settings.max_body_bytes - 100) + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert ok.status_code == 200
 
 
 def test_values_json_cannot_carry_are_422s_not_500s(client: TestClient) -> None:
     # Python's json module (and so requests) writes NaN and Infinity; JSON may escape a lone surrogate,
     # which is not text: neither may reach the models, and echoing them in the 422 must not fail
-    for raw in (b'{"user_id": 1, "k": NaN}',
-                b'{"user_id": 1, "user_features": {"age": NaN}}',
-                b'{"user_id": 1, "k": Infinity}',
-                b'{"user_id": 1e400}',
-                b'{"user_id": 1, "diversity": -Infinity}',
-                b'{"user_id": 1, "user_features": {"occupation": "\\udc80x"}}',
-                b'{"user_id": 1, "user_features": {"gender": "\\ud800"}}',
-                b'{"user_id": 1, "filters": {"genres": ["\\udfff"]}}',
-                b'{"user_id": "\\ud800"}',
-                b'{"user_id": 1, "\\ud800": 1}'):
+    for raw in (
+        b'{"user_id": 1, "k": NaN}',
+        b'{"user_id": 1, "user_features": {"age": NaN}}',
+        b'{"user_id": 1, "k": Infinity}',
+        b'{"user_id": 1e400}',
+        b'{"user_id": 1, "diversity": -Infinity}',
+        b'{"user_id": 1, "user_features": {"occupation": "\\udc80x"}}',
+        b'{"user_id": 1, "user_features": {"gender": "\\ud800"}}',
+        b'{"user_id": 1, "filters": {"genres": ["\\udfff"]}}',
+        b'{"user_id": "\\ud800"}',
+        b'{"user_id": 1, "\\ud800": 1}',
+    ):
         r = client.post(RECS, content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 422, (raw, r.text)
         assert r.json()["detail"][0]["loc"][0] == "body"
-    r = client.post("/admin/reload", content=b'{"path": "\\ud800"}',
-                    headers={"content-type": "application/json", "X-API-Key": API_KEY})
+    r = client.post(
+        "/admin/reload",
+        content=b'{"path": "\\ud800"}',
+        headers={"content-type": "application/json", "X-API-Key": API_KEY},
+    )
     assert r.status_code == 422, r.text
 
 
 # --- operations -------------------------------------------------------------------------------------------
 
 
-def test_health_and_ready(client: TestClient, manifest: dict[str, Any], histories: dict[int, set[int]],
-                          catalogue: dict[int, Any]) -> None:
+def test_health_and_ready(
+    client: TestClient, manifest: dict[str, Any], histories: dict[int, set[int]], catalogue: dict[int, Any]
+) -> None:
     assert client.get("/health").status_code == 200 and client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
     assert r.status_code == 200
@@ -401,8 +434,7 @@ def test_health_and_ready(client: TestClient, manifest: dict[str, Any], historie
     assert body["load_seconds"] > 0 and body["loaded_at"] > 0 and body["reason"] is None
 
 
-def test_metrics_expose_requests_latency_fallbacks_and_the_bundle(client: TestClient,
-                                                                 manifest: dict[str, Any]) -> None:
+def test_metrics_expose_requests_latency_fallbacks_and_the_bundle(client: TestClient, manifest: dict[str, Any]) -> None:
     before = client.get("/metrics").text
     client.post(RECS, json={"user_id": KNOWN_USER, "k": 3})
     client.post(RETRIEVAL, json={"user_id": COLD_USER, "k": 3})
@@ -429,16 +461,20 @@ def test_metrics_expose_requests_latency_fallbacks_and_the_bundle(client: TestCl
     ranked = client.post(RANKING, json={"user_id": KNOWN_USER, "item_ids": [1, 2, 3]})
     assert ranked.status_code == 200
     after = client.get("/metrics").text
-    assert (metric_value(after, "recommendation_latency_seconds_count", endpoint="ranking", stage="ranking")
-            - metric_value(text, "recommendation_latency_seconds_count", endpoint="ranking", stage="ranking")) == 1
+    assert (
+        metric_value(after, "recommendation_latency_seconds_count", endpoint="ranking", stage="ranking")
+        - metric_value(text, "recommendation_latency_seconds_count", endpoint="ranking", stage="ranking")
+    ) == 1
 
 
 def test_feedback_is_counted_with_its_status(client: TestClient) -> None:
     before = client.get("/metrics").text
     assert client.post("/api/v1/feedback", json={"user_id": 12, "item_id": 3, "event": "click"}).status_code == 201
     after = client.get("/metrics").text
-    assert (metric_value(after, "recommendation_requests_total", endpoint="feedback", status="201")
-            - metric_value(before, "recommendation_requests_total", endpoint="feedback", status="201")) == 1
+    assert (
+        metric_value(after, "recommendation_requests_total", endpoint="feedback", status="201")
+        - metric_value(before, "recommendation_requests_total", endpoint="feedback", status="201")
+    ) == 1
 
 
 def test_unmatched_paths_do_not_create_a_metric_series_each(client: TestClient) -> None:
@@ -449,15 +485,19 @@ def test_unmatched_paths_do_not_create_a_metric_series_each(client: TestClient) 
     assert metric_value(text, "recommendation_requests_total", status="404") >= 3
 
 
-def test_the_request_log_records_what_was_served(client: TestClient, settings: Settings,
-                                                 manifest: dict[str, Any]) -> None:
+def test_the_request_log_records_what_was_served(
+    client: TestClient, settings: Settings, manifest: dict[str, Any]
+) -> None:
     warm = client.post(RECS, json={"user_id": KNOWN_USER, "k": 4})
     cold = client.post(RETRIEVAL, json={"user_id": COLD_USER, "k": 3})
     ranked = client.post(RANKING, json={"user_id": KNOWN_USER, "item_ids": [1, 2, 3]})
     client.app.state.service.log.flush()
     rows = {row["request_id"]: row for row in read_request_logs(settings.database_path)}
-    for response, endpoint, fallback in ((warm, "recommendations", False), (cold, "retrieval", True),
-                                         (ranked, "ranking", False)):
+    for response, endpoint, fallback in (
+        (warm, "recommendations", False),
+        (cold, "retrieval", True),
+        (ranked, "ranking", False),
+    ):
         request_id = response.headers["X-Request-ID"]
         assert request_id in rows, f"{endpoint}: no logged row for request {request_id}"
         row = rows[request_id]
@@ -494,8 +534,9 @@ def test_reload_with_the_right_key_swaps_in_the_bundle(client: TestClient, manif
     assert client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 3}).status_code == 200
 
 
-def test_reload_from_a_missing_folder_keeps_serving_the_old_bundle(client: TestClient, manifest: dict[str, Any],
-                                                                  tmp_path: Path) -> None:
+def test_reload_from_a_missing_folder_keeps_serving_the_old_bundle(
+    client: TestClient, manifest: dict[str, Any], tmp_path: Path
+) -> None:
     r = client.post("/admin/reload", json={"path": str(tmp_path / "nowhere")}, headers={"X-API-Key": API_KEY})
     assert r.status_code == 200
     body = r.json()
@@ -505,8 +546,9 @@ def test_reload_from_a_missing_folder_keeps_serving_the_old_bundle(client: TestC
     assert client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 3}).json()["model_version"] == manifest["version"]
 
 
-def test_reload_of_a_tampered_bundle_is_refused(client: TestClient, tiny_project: TinyProject,
-                                                manifest: dict[str, Any], tmp_path: Path) -> None:
+def test_reload_of_a_tampered_bundle_is_refused(
+    client: TestClient, tiny_project: TinyProject, manifest: dict[str, Any], tmp_path: Path
+) -> None:
     copy = tmp_path / "tampered"
     shutil.copytree(tiny_project.checkpoints, copy)
     with open(copy / "ranking" / "ranker.json", "a", encoding="utf-8") as handle:
@@ -520,8 +562,9 @@ def test_reload_of_a_tampered_bundle_is_refused(client: TestClient, tiny_project
     assert client.post(RECS, json={"user_id": KNOWN_USER, "k": 3}).status_code == 200
 
 
-def test_reload_of_an_intact_copy_is_accepted(client: TestClient, tiny_project: TinyProject,
-                                              manifest: dict[str, Any], tmp_path: Path) -> None:
+def test_reload_of_an_intact_copy_is_accepted(
+    client: TestClient, tiny_project: TinyProject, manifest: dict[str, Any], tmp_path: Path
+) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(tiny_project.checkpoints, copy)
     r = client.post("/admin/reload", json={"path": str(copy)}, headers={"X-API-Key": API_KEY})
@@ -550,12 +593,14 @@ def test_without_a_bundle_the_service_is_alive_but_not_ready(tiny_project: TinyP
         ready = other.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["ready"] is False and "manifest.json" in ready.json()["reason"]
-        for method, path, body in (("POST", RETRIEVAL, {"user_id": 1}),
-                                   ("POST", RANKING, {"user_id": 1, "item_ids": [1]}),
-                                   ("POST", RECS, {"user_id": 1}),
-                                   ("POST", "/api/v1/feedback", {"user_id": 1, "item_id": 1, "rating": 3}),
-                                   ("GET", "/api/v1/items/1", None),
-                                   ("GET", "/api/v1/popular", None)):
+        for method, path, body in (
+            ("POST", RETRIEVAL, {"user_id": 1}),
+            ("POST", RANKING, {"user_id": 1, "item_ids": [1]}),
+            ("POST", RECS, {"user_id": 1}),
+            ("POST", "/api/v1/feedback", {"user_id": 1, "item_id": 1, "rating": 3}),
+            ("GET", "/api/v1/items/1", None),
+            ("GET", "/api/v1/popular", None),
+        ):
             r = other.request(method, path, json=body)
             assert r.status_code == 503, (path, r.status_code, r.text)
             assert "no bundle loaded" in error_text(r)

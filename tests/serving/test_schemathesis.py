@@ -25,20 +25,28 @@ from typing import Any
 
 import pytest
 import schemathesis
+from bundle_fixture import TinyProject, make_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from bundle_fixture import TinyProject, make_settings
 from movierec.serving.app import create_app
 from movierec.serving.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 OPERATIONS = {
-    ("POST", "/api/v1/retrieval"), ("POST", "/api/v1/ranking"), ("POST", "/api/v1/recommendations"),
-    ("GET", "/api/v1/items/{item_id}"), ("GET", "/api/v1/items/{item_id}/similar"), ("GET", "/api/v1/popular"),
-    ("POST", "/api/v1/feedback"), ("GET", "/api/v1/ping"), ("POST", "/admin/reload"),
-    ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),
+    ("POST", "/api/v1/retrieval"),
+    ("POST", "/api/v1/ranking"),
+    ("POST", "/api/v1/recommendations"),
+    ("GET", "/api/v1/items/{item_id}"),
+    ("GET", "/api/v1/items/{item_id}/similar"),
+    ("GET", "/api/v1/popular"),
+    ("POST", "/api/v1/feedback"),
+    ("GET", "/api/v1/ping"),
+    ("POST", "/admin/reload"),
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
 }
 
 # The document the app serves at /openapi.json; building it neither reads settings' paths nor loads a bundle.

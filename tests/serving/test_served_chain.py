@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from bundle_fixture import API_KEY, TinyProject, build_tiny_project, make_settings
 from fastapi.testclient import TestClient
 
-from bundle_fixture import API_KEY, TinyProject, build_tiny_project, make_settings
 from movierec.serving.app import create_app
 
 

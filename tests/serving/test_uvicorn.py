@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from bundle_fixture import TinyProject, free_port, metric_value, stop_process_group, wait_until
 
 pytestmark = pytest.mark.integration
@@ -68,8 +67,14 @@ def server(tiny_project: TinyProject, tmp_path_factory: pytest.TempPathFactory) 
     port = free_port()
     log = tmp / "server.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(_command(port, 2), cwd=tiny_project.root, env=_env(tiny_project, tmp),
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            _command(port, 2),
+            cwd=tiny_project.root,
+            env=_env(tiny_project, tmp),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     srv = Server(f"http://127.0.0.1:{port}", process, log, tmp)
     try:
         # both workers are up once /ready has answered with two different load times
@@ -116,46 +121,52 @@ def test_metrics_add_up_over_both_workers(server: Server) -> None:
     n = 40
 
     def one(i: int) -> int:  # a new connection per request, so the kernel spreads them over the workers
-        return httpx.post(f"{server.url}/api/v1/recommendations", json={"user_id": 1 + i % 50, "k": 3},
-                          timeout=30).status_code
+        return httpx.post(
+            f"{server.url}/api/v1/recommendations", json={"user_id": 1 + i % 50, "k": 3}, timeout=30
+        ).status_code
 
     before = httpx.get(f"{server.url}/metrics", timeout=10).text
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(one, range(n)))
     assert statuses == [200] * n
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    served = (metric_value(text, "recommendation_requests_total", endpoint="recommendations", status="200")
-              - metric_value(before, "recommendation_requests_total", endpoint="recommendations", status="200"))
+    served = metric_value(
+        text, "recommendation_requests_total", endpoint="recommendations", status="200"
+    ) - metric_value(before, "recommendation_requests_total", endpoint="recommendations", status="200")
     assert served == n, f"/metrics counts {served} of {n} requests: the workers' values are not added up"
     # the counts came from both processes (one counter file per worker that served a request)
     counter_files = list(server.tmp.glob("movierec-prometheus-*/counter_*.db"))
     assert len(counter_files) == 2, counter_files
     assert metric_value(text, "model_load_time_seconds") > 0
-    assert metric_value(text, "recommendation_latency_seconds_count", endpoint="recommendations",
-                        stage="ranking") >= n
+    assert metric_value(text, "recommendation_latency_seconds_count", endpoint="recommendations", stage="ranking") >= n
 
 
 def test_serve_refuses_to_start_without_a_bundle(tiny_project: TinyProject, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     started = time.monotonic()
-    result = subprocess.run(_command(free_port(), 2), cwd=tiny_project.root,
-                            env=_env(tiny_project, tmp_path, MOVIEREC_BUNDLE_DIR=str(empty)),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        _command(free_port(), 2),
+        cwd=tiny_project.root,
+        env=_env(tiny_project, tmp_path, MOVIEREC_BUNDLE_DIR=str(empty)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "manifest.json" in result.stderr, result.stderr[-2000:]
     assert time.monotonic() - started < 30, "a missing bundle should fail before anything heavy is loaded"
 
 
-def test_a_reload_on_one_worker_reaches_every_worker(server: Server, tiny_project: TinyProject,
-                                                     tmp_path: Path) -> None:
+def test_a_reload_on_one_worker_reaches_every_worker(server: Server, tiny_project: TinyProject, tmp_path: Path) -> None:
     """The worker that takes /admin/reload records the bundle; the other loads it by itself."""
     from bundle_fixture import API_KEY, rebundle
 
     second = rebundle(tiny_project, tmp_path / "second", seed=987)
     new_version = __import__("json").loads((second / "manifest.json").read_text())["version"]
-    reply = httpx.post(f"{server.url}/admin/reload", json={"path": str(second)}, headers={"X-API-Key": API_KEY},
-                       timeout=120).json()
+    reply = httpx.post(
+        f"{server.url}/admin/reload", json={"path": str(second)}, headers={"X-API-Key": API_KEY}, timeout=120
+    ).json()
     assert reply["reloaded"] and reply["model_version"] == new_version, reply
 
     def all_workers_moved() -> bool:

@@ -21,7 +21,7 @@ class BiasBaseline:
         self.reg = reg
         self.rounds = rounds
 
-    def fit(self, user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray) -> "BiasBaseline":
+    def fit(self, user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray) -> BiasBaseline:
         """Fit on parallel arrays of ids and ratings."""
         self.users_ = Vocab.from_values(user_ids)
         self.items_ = Vocab.from_values(item_ids)

@@ -47,7 +47,7 @@ class GramEigen:
     n_items: int
 
     @classmethod
-    def from_data(cls, data: InteractionMatrix, max_items: int) -> "GramEigen":
+    def from_data(cls, data: InteractionMatrix, max_items: int) -> GramEigen:
         """Decompose ``XᵀX`` over the ``max_items`` most popular items of ``data``."""
         counts = data.item_counts()
         kept = np.sort(np.argsort(-counts, kind="stable")[:max_items])
@@ -111,8 +111,11 @@ def pruned_weights(eigen: GramEigen, l2: float, keep: int, block: int = 2048) ->
         rows.append(eigen.kept[top[nz]])
         cols.append(eigen.kept[np.broadcast_to(np.arange(start, stop), top.shape)[nz]])
         vals.append(top_vals[nz].astype(np.float32))
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(eigen.n_items, eigen.n_items), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(eigen.n_items, eigen.n_items),
+        dtype=np.float32,
+    )
 
 
 def recency_weights(events_back: np.ndarray, tau: float | None) -> np.ndarray:
@@ -147,7 +150,7 @@ class EASE:
         self._inverse_diag: np.ndarray | None = None
         self.n_items_ = 0
 
-    def fit(self, data: InteractionMatrix, eigen: GramEigen | None = None) -> "EASE":
+    def fit(self, data: InteractionMatrix, eigen: GramEigen | None = None) -> EASE:
         """Decompose the Gram matrix (or reuse ``eigen``, decomposed from the same data)."""
         self.eigen_ = eigen if eigen is not None else GramEigen.from_data(data, self.max_items)
         self.n_items_ = self.eigen_.n_items

@@ -30,7 +30,7 @@ class ItemKNN:
         self.block = block
         self.similarity_: sp.csr_matrix | None = None
 
-    def fit(self, data: InteractionMatrix) -> "ItemKNN":
+    def fit(self, data: InteractionMatrix) -> ItemKNN:
         """Compute the pruned item-item similarity matrix."""
         x = data.matrix.tocsc().astype(np.float32)
         norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())

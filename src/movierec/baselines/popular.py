@@ -24,7 +24,7 @@ class MostPopular:
         self.window_days = window_days
         self.scores_: np.ndarray | None = None
 
-    def fit(self, data: InteractionMatrix) -> "MostPopular":
+    def fit(self, data: InteractionMatrix) -> MostPopular:
         """Count events per item (in the window ending at the last training event)."""
         total = np.bincount(data.item_idx, minlength=data.n_items).astype(np.float64)
         if self.window_days is None:

@@ -27,7 +27,7 @@ from movierec.baselines.itemknn import ItemKNN
 from movierec.baselines.popular import MostPopular
 from movierec.data.matrix import InteractionMatrix
 from movierec.errors import DataError, ParamsError
-from movierec.evaluation import rating_metrics, ranking_metrics
+from movierec.evaluation import ranking_metrics, rating_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_dir, write_json
 
@@ -81,8 +81,12 @@ def write_recs(path: Path, user_ids: np.ndarray, recommended: np.ndarray, items_
     lists = [items_ids[row[row >= 0]] for row in recommended]
     offsets = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int32)
     values = np.concatenate(lists) if lists else np.array([], dtype=np.int64)
-    table = pa.table({"user_id": pa.array(user_ids, pa.int64()),
-                      "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64()))})
+    table = pa.table(
+        {
+            "user_id": pa.array(user_ids, pa.int64()),
+            "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64())),
+        }
+    )
     pq.write_table(table, path)
 
 
@@ -124,8 +128,11 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
             fb = model.scores_ if fallback_valid is None and name == "most_popular" else fallback_valid
             metrics = _score(model, eval_valid, fb, ks, f"{name} {config}")
             results.append({"config": config, "metrics": metrics})
-            print(f"  valid {name:<12} {config}: {tune_metric}={metrics[tune_metric]:.4f} "
-                  f"({time.perf_counter() - start:.1f}s)", file=sys.stderr)
+            print(
+                f"  valid {name:<12} {config}: {tune_metric}={metrics[tune_metric]:.4f} "
+                f"({time.perf_counter() - start:.1f}s)",
+                file=sys.stderr,
+            )
         best = max(results, key=lambda r: r["metrics"][tune_metric])
         chosen[name] = best["config"]
         if name == "most_popular":
@@ -136,9 +143,15 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
     v_true = valid.column("rating").to_numpy()
     bias_results = []
     for config in bias_configs:
-        pred = BiasBaseline(**config).fit(train.column("user_id").to_numpy(), train.column("item_id").to_numpy(),
-                                          train.column("rating").to_numpy()).predict(
-            valid.column("user_id").to_numpy(), valid.column("item_id").to_numpy())
+        pred = (
+            BiasBaseline(**config)
+            .fit(
+                train.column("user_id").to_numpy(),
+                train.column("item_id").to_numpy(),
+                train.column("rating").to_numpy(),
+            )
+            .predict(valid.column("user_id").to_numpy(), valid.column("item_id").to_numpy())
+        )
         bias_results.append({"config": config, "metrics": rating_metrics(v_true, pred)})
     best_bias = min(bias_results, key=lambda r: r["metrics"]["rmse"])
     report["biases"] = {"chosen": best_bias["config"], "validation": best_bias["metrics"], "grid": bias_results}
@@ -155,13 +168,23 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
             model = test_fitter.fit(name, chosen[name])
             recs = recommend(model, eval_test.rows_for(model), k_max, fallback_test, progress=f"test {name}")
             write_recs(tmp / f"{name}.parquet", eval_test.user_ids, recs, known_test.items.ids)
-        bias = BiasBaseline(**best_bias["config"]).fit(history.column("user_id").to_numpy(),
-                                                       history.column("item_id").to_numpy(),
-                                                       history.column("rating").to_numpy())
+        bias = BiasBaseline(**best_bias["config"]).fit(
+            history.column("user_id").to_numpy(),
+            history.column("item_id").to_numpy(),
+            history.column("rating").to_numpy(),
+        )
         pred = bias.predict(test.column("user_id").to_numpy(), test.column("item_id").to_numpy())
         mean = np.full(test.num_rows, float(np.mean(history.column("rating").to_numpy())))
         for name, values in {"biases": pred, "global_mean": mean}.items():
-            pq.write_table(pa.table({"user_id": test.column("user_id"), "item_id": test.column("item_id"),
-                                     "prediction": pa.array(values, pa.float32())}), tmp / f"ratings_{name}.parquet")
+            pq.write_table(
+                pa.table(
+                    {
+                        "user_id": test.column("user_id"),
+                        "item_id": test.column("item_id"),
+                        "prediction": pa.array(values, pa.float32()),
+                    }
+                ),
+                tmp / f"ratings_{name}.parquet",
+            )
         write_json(tmp / "validation.json", report)
     return report

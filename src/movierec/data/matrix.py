@@ -20,7 +20,7 @@ class Vocab:
     ids: np.ndarray
 
     @classmethod
-    def from_values(cls, values: np.ndarray) -> "Vocab":
+    def from_values(cls, values: np.ndarray) -> Vocab:
         """Build a vocabulary from (possibly repeated) ids."""
         return cls(np.unique(np.asarray(values, dtype=np.int64)))
 
@@ -57,7 +57,7 @@ class InteractionMatrix:
     matrix: sp.csr_matrix
 
     @classmethod
-    def from_table(cls, table: pa.Table, items: Vocab | None = None) -> "InteractionMatrix":
+    def from_table(cls, table: pa.Table, items: Vocab | None = None) -> InteractionMatrix:
         """Index a table with ``user_id``, ``item_id``, ``timestamp`` and ``rating`` columns.
 
         Args:

@@ -38,13 +38,51 @@ from tqdm import tqdm
 from movierec.errors import ParamsError
 from movierec.io import atomic_dir, write_json
 
-GENRES = ["Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+GENRES = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 DAY = 86_400
 START = 1_420_070_400  # 2015-01-01 UTC
 SPAN_DAYS = 4 * 365
-WORDS = ["slow", "dark", "witty", "epic", "quiet", "gritty", "lush", "tense", "warm", "odd", "bold", "sad",
-         "clever", "loud", "gentle", "wild", "cold", "bright", "strange", "tender"]
+WORDS = [
+    "slow",
+    "dark",
+    "witty",
+    "epic",
+    "quiet",
+    "gritty",
+    "lush",
+    "tense",
+    "warm",
+    "odd",
+    "bold",
+    "sad",
+    "clever",
+    "loud",
+    "gentle",
+    "wild",
+    "cold",
+    "bright",
+    "strange",
+    "tender",
+]
 
 
 @dataclass(frozen=True)
@@ -82,11 +120,15 @@ class SynthConfig:
         if self.items < 20:
             raise ParamsError(f"--items must be at least 20, got {self.items}")
         if self.events < self.users * self.min_events:
-            raise ParamsError(f"--events must be at least users x {self.min_events} = {self.users * self.min_events} "
-                              f"(every user has at least {self.min_events} events), got {self.events}")
+            raise ParamsError(
+                f"--events must be at least users x {self.min_events} = {self.users * self.min_events} "
+                f"(every user has at least {self.min_events} events), got {self.events}"
+            )
         if self.events > self.users * self.items // 2:
-            raise ParamsError(f"--events {self.events} is more than half of users x items; "
-                              "raise --items or --users, or lower --events")
+            raise ParamsError(
+                f"--events {self.events} is more than half of users x items; "
+                "raise --items or --users, or lower --events"
+            )
         for name in ("stickiness", "tag_rate"):
             if not 0 <= getattr(self, name) < 1:
                 raise ParamsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -105,31 +147,52 @@ def write_synthetic(out_dir: Path, config: SynthConfig) -> dict[str, Any]:
     config.check()
     rng = np.random.default_rng(config.seed)
     items = _items(config, rng)
-    users, events_item, events_time, events_user, ratings = _events(config, items, rng)
+    _users, events_item, events_time, events_user, ratings = _events(config, items, rng)
     used = np.unique(events_item)
     with atomic_dir(out_dir) as tmp:
-        _write_csv(tmp / "ratings.csv", ["userId", "movieId", "rating", "timestamp"],
-                   zip((events_user + 1).tolist(), (events_item + 1).tolist(),
-                       [f"{r:.1f}" for r in ratings.tolist()], events_time.tolist()))
-        _write_csv(tmp / "movies.csv", ["movieId", "title", "genres"],
-                   ((int(i) + 1, f"Synthetic Film {int(i) + 1} ({int(items['year'][i])})", items["genres"][i])
-                    for i in used))
-        _write_csv(tmp / "links.csv", ["movieId", "imdbId", "tmdbId"],
-                   ((int(i) + 1, f"{9_000_000 + int(i):07d}", 900_000 + int(i)) for i in used))
+        _write_csv(
+            tmp / "ratings.csv",
+            ["userId", "movieId", "rating", "timestamp"],
+            zip(
+                (events_user + 1).tolist(),
+                (events_item + 1).tolist(),
+                [f"{r:.1f}" for r in ratings.tolist()],
+                events_time.tolist(),
+            ),
+        )
+        _write_csv(
+            tmp / "movies.csv",
+            ["movieId", "title", "genres"],
+            ((int(i) + 1, f"Synthetic Film {int(i) + 1} ({int(items['year'][i])})", items["genres"][i]) for i in used),
+        )
+        _write_csv(
+            tmp / "links.csv",
+            ["movieId", "imdbId", "tmdbId"],
+            ((int(i) + 1, f"{9_000_000 + int(i):07d}", 900_000 + int(i)) for i in used),
+        )
         tagged = rng.random(events_item.size) < config.tag_rate
         words = items["words"]
-        tag_rows = [(int(u) + 1, int(i) + 1, words[int(items["cluster"][i])][int(k)], int(t) + 60)
-                    for u, i, t, k in zip(events_user[tagged], events_item[tagged], events_time[tagged],
-                                          rng.integers(0, 3, int(tagged.sum())))]
+        tag_rows = [
+            (int(u) + 1, int(i) + 1, words[int(items["cluster"][i])][int(k)], int(t) + 60)
+            for u, i, t, k in zip(
+                events_user[tagged], events_item[tagged], events_time[tagged], rng.integers(0, 3, int(tagged.sum()))
+            )
+        ]
         _write_csv(tmp / "tags.csv", ["userId", "movieId", "tag", "timestamp"], tag_rows)
-        summary = {"synthetic": True, "users": int(np.unique(events_user).size), "items": int(used.size),
-                   "ratings": int(events_item.size), "tags": len(tag_rows),
-                   "settings": {k: getattr(config, k) for k in config.__dataclass_fields__},
-                   "clusters": int(items["n_clusters"])}
+        summary = {
+            "synthetic": True,
+            "users": int(np.unique(events_user).size),
+            "items": int(used.size),
+            "ratings": int(events_item.size),
+            "tags": len(tag_rows),
+            "settings": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "clusters": int(items["n_clusters"]),
+        }
         (tmp / "README.txt").write_text(
             "SYNTHETIC DATA generated by `movierec data synth`; no real users or films.\n"
             f"Settings: {summary['settings']}\nLayout: the ml-latest CSV files (ratings, movies, tags, links).\n",
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         write_json(tmp / "synth.json", summary)
     return summary
 
@@ -140,8 +203,7 @@ def _items(config: SynthConfig, rng: np.random.Generator) -> dict[str, Any]:
     cluster_genres = []
     for _ in range(n_clusters):
         k = int(rng.choice([1, 2, 3], p=[0.35, 0.45, 0.2]))
-        cluster_genres.append(sorted(rng.choice(len(GENRES), size=k, replace=False,
-                                                p=_genre_shares()).tolist()))
+        cluster_genres.append(sorted(rng.choice(len(GENRES), size=k, replace=False, p=_genre_shares()).tolist()))
     cluster_size = rng.dirichlet(np.full(n_clusters, 2.0))
     cluster = rng.choice(n_clusters, size=config.items, p=cluster_size)
     genres = []
@@ -157,14 +219,27 @@ def _items(config: SynthConfig, rng: np.random.Generator) -> dict[str, Any]:
     quality = rng.normal(0.0, 0.45, config.items)
     end = START + SPAN_DAYS * DAY
     existing = rng.random(config.items) < 0.6
-    release = np.where(existing, START - rng.integers(1, 40 * 365, config.items) * DAY,
-                       START + rng.integers(0, SPAN_DAYS - 30, config.items) * DAY)
+    release = np.where(
+        existing,
+        START - rng.integers(1, 40 * 365, config.items) * DAY,
+        START + rng.integers(0, SPAN_DAYS - 30, config.items) * DAY,
+    )
     release_year = 1970 + (release / (365.2425 * DAY))
     year = np.where(existing, np.minimum(release_year, 2014), release_year).astype(np.int64)
-    words = [[f"{WORDS[(3 * c + j) % len(WORDS)]}-{GENRES[cluster_genres[c][0]].lower()}" for j in range(3)]
-             for c in range(n_clusters)]
-    return {"n_clusters": n_clusters, "cluster": cluster, "genres": genres, "appeal": appeal, "quality": quality,
-            "release": np.minimum(release, end - DAY), "year": year, "words": words}
+    words = [
+        [f"{WORDS[(3 * c + j) % len(WORDS)]}-{GENRES[cluster_genres[c][0]].lower()}" for j in range(3)]
+        for c in range(n_clusters)
+    ]
+    return {
+        "n_clusters": n_clusters,
+        "cluster": cluster,
+        "genres": genres,
+        "appeal": appeal,
+        "quality": quality,
+        "release": np.minimum(release, end - DAY),
+        "year": year,
+        "words": words,
+    }
 
 
 def _genre_shares() -> np.ndarray:
@@ -172,8 +247,9 @@ def _genre_shares() -> np.ndarray:
     return weights / weights.sum()
 
 
-def _events(config: SynthConfig, items: dict[str, Any],
-            rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _events(
+    config: SynthConfig, items: dict[str, Any], rng: np.random.Generator
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every user's time-ordered events: items, times and ratings."""
     n_clusters = items["n_clusters"]
     activity = rng.lognormal(0.0, 1.1, config.users)
@@ -191,13 +267,15 @@ def _events(config: SynthConfig, items: dict[str, Any],
     user_bias = rng.normal(0.0, 0.4, config.users)
     end = START + SPAN_DAYS * DAY
     out_items, out_times, out_users, out_ratings = [], [], [], []
-    for user in tqdm(range(config.users), desc="synth users", unit="user", file=sys.stderr, leave=False,
-                     mininterval=1.0):
+    for user in tqdm(
+        range(config.users), desc="synth users", unit="user", file=sys.stderr, leave=False, mininterval=1.0
+    ):
         n = int(counts[user])
         draws = int(n * 1.8) + 10  # over-draw: repeats of an item are dropped below
         for _attempt in range(4):  # heavy users of small catalogues repeat a lot: draw more
-            logits, clusters, times, picked = _draw_user(config, items, by_cluster, all_order, all_release,
-                                                         all_cum, draws, end, rng)
+            logits, _clusters, times, picked = _draw_user(
+                config, items, by_cluster, all_order, all_release, all_cum, draws, end, rng
+            )
             _, first = np.unique(picked, return_index=True)
             if first.size >= n:
                 break
@@ -210,13 +288,26 @@ def _events(config: SynthConfig, items: dict[str, Any],
         out_times.append(when)
         out_users.append(np.full(keep.size, user, np.int64))
         out_ratings.append(np.clip(np.round(raw * 2) / 2, 0.5, 5.0))
-    return (config.users, np.concatenate(out_items), np.concatenate(out_times), np.concatenate(out_users),
-            np.concatenate(out_ratings))
+    return (
+        config.users,
+        np.concatenate(out_items),
+        np.concatenate(out_times),
+        np.concatenate(out_users),
+        np.concatenate(out_ratings),
+    )
 
 
-def _draw_user(config: SynthConfig, items: dict[str, Any], by_cluster: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-               all_order: np.ndarray, all_release: np.ndarray, all_cum: np.ndarray, draws: int, end: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _draw_user(
+    config: SynthConfig,
+    items: dict[str, Any],
+    by_cluster: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    all_order: np.ndarray,
+    all_release: np.ndarray,
+    all_cum: np.ndarray,
+    draws: int,
+    end: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One user's ``draws`` candidate events (repeats included): affinity logits, clusters,
     times and items."""
     n_clusters = items["n_clusters"]

@@ -46,8 +46,7 @@ def check_k(k: object, k_max: int, name: str = "k") -> int:
     k = check_positive_int(k, name)
     if k > k_max:
         raise ValueError(
-            f"{name}={k} exceeds the {k_max} columns of recommended (K_max); "
-            f"recommend at least {k} items per user"
+            f"{name}={k} exceeds the {k_max} columns of recommended (K_max); recommend at least {k} items per user"
         )
     return k
 
@@ -111,9 +110,7 @@ def check_recommended(recommended: object, n_items: int) -> np.ndarray:
     item_after_pad = valid[:, 1:] & ~valid[:, :-1]
     if item_after_pad.any():
         row = int(np.flatnonzero(item_after_pad.any(axis=1))[0])
-        raise ValueError(
-            f"recommended row {row} has an item after a -1; padding must come at the end of the row"
-        )
+        raise ValueError(f"recommended row {row} has an item after a -1; padding must come at the end of the row")
     ordered = np.sort(rec, axis=1)
     duplicate = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
     if duplicate.any():
@@ -145,15 +142,11 @@ def check_relevant(relevant: object, n_users: int) -> sp.csr_array:
             ``n_users``, it has no columns, or any row has no relevant item.
     """
     if not sp.issparse(relevant):
-        raise ValueError(
-            f"relevant must be a scipy.sparse matrix (CSR), got {type(relevant).__name__}"
-        )
+        raise ValueError(f"relevant must be a scipy.sparse matrix (CSR), got {type(relevant).__name__}")
     if len(relevant.shape) != 2:
         raise ValueError(f"relevant must be 2-D (n_users, n_items), got shape {relevant.shape}")
     if relevant.shape[0] != n_users:
-        raise ValueError(
-            f"relevant has {relevant.shape[0]} rows but recommended has {n_users}; rows must align"
-        )
+        raise ValueError(f"relevant has {relevant.shape[0]} rows but recommended has {n_users}; rows must align")
     if relevant.shape[1] == 0:
         raise ValueError("relevant has no columns; it must have one column per catalogue item")
     rel = sp.csr_array(relevant, copy=True)

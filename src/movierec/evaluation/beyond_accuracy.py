@@ -67,9 +67,7 @@ def novelty(recommended: np.ndarray, item_popularity: np.ndarray, k: int) -> flo
     return novelty_of_top(rec[:, :k], popularity)
 
 
-def intra_list_diversity(
-    recommended: np.ndarray, item_genres: sp.sparray | sp.spmatrix, k: int
-) -> float:
+def intra_list_diversity(recommended: np.ndarray, item_genres: sp.sparray | sp.spmatrix, k: int) -> float:
     """Mean pairwise genre dissimilarity within each top-k list (ILD).
 
     For each user, the mean over all unordered pairs of distinct items in the top-k
@@ -142,9 +140,7 @@ def check_popularity(item_popularity: object, n_items: int | None = None) -> np.
     """
     popularity = np.asarray(item_popularity, dtype=np.float64)
     if popularity.ndim != 1 or popularity.size == 0:
-        raise ValueError(
-            f"item_popularity must be a non-empty 1-D array, got shape {popularity.shape}"
-        )
+        raise ValueError(f"item_popularity must be a non-empty 1-D array, got shape {popularity.shape}")
     if n_items is not None and popularity.size != n_items:
         raise ValueError(f"item_popularity has {popularity.size} entries but n_items={n_items}")
     if not np.all(np.isfinite(popularity)):
@@ -174,8 +170,7 @@ def unit_genre_rows(item_genres: object, n_items: int | None = None) -> sp.csr_a
     """
     if not sp.issparse(item_genres) or len(item_genres.shape) != 2:
         raise ValueError(
-            "item_genres must be a 2-D scipy.sparse matrix (n_items, n_genres), "
-            f"got {type(item_genres).__name__}"
+            f"item_genres must be a 2-D scipy.sparse matrix (n_items, n_genres), got {type(item_genres).__name__}"
         )
     genres = sp.csr_array(item_genres, dtype=np.float64, copy=True)
     if genres.shape[0] == 0:
@@ -226,9 +221,7 @@ def diversity_of_top(top: np.ndarray, unit_genres: sp.csr_array) -> float:
         valid = block >= 0
         m = valid.sum(axis=1)
         rows = np.repeat(np.arange(block.shape[0]), k)[valid.ravel()]
-        indicator = sp.csr_array(
-            (np.ones(rows.size), (rows, block[valid])), shape=(block.shape[0], n_items)
-        )
+        indicator = sp.csr_array((np.ones(rows.size), (rows, block[valid])), shape=(block.shape[0], n_items))
         summed = indicator @ unit_genres
         all_pairs = np.asarray(summed.multiply(summed).sum(axis=1)).ravel()
         self_pairs = indicator @ squared_norms

@@ -43,8 +43,9 @@ def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def mean_interval(values: np.ndarray, replicates: int = DEFAULT_REPLICATES, level: float = DEFAULT_LEVEL,
-                  seed: int = 0) -> dict[str, float]:
+def mean_interval(
+    values: np.ndarray, replicates: int = DEFAULT_REPLICATES, level: float = DEFAULT_LEVEL, seed: int = 0
+) -> dict[str, float]:
     """Mean of per-user values with its percentile bootstrap interval.
 
     Args:
@@ -62,8 +63,13 @@ def mean_interval(values: np.ndarray, replicates: int = DEFAULT_REPLICATES, leve
     return {"mean": float(values.mean()), "low": low, "high": high}
 
 
-def paired_ratio(system: np.ndarray, reference: np.ndarray, replicates: int = DEFAULT_REPLICATES,
-                 level: float = DEFAULT_LEVEL, seed: int = 0) -> dict[str, float]:
+def paired_ratio(
+    system: np.ndarray,
+    reference: np.ndarray,
+    replicates: int = DEFAULT_REPLICATES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> dict[str, float]:
     """Ratio of two systems' mean metrics over the same users, with a paired bootstrap interval.
 
     Args:
@@ -92,5 +98,11 @@ def paired_ratio(system: np.ndarray, reference: np.ndarray, replicates: int = DE
     ratio = float(system.mean() / ref_mean) if ref_mean > 0 else float("inf")
     low, high = _interval(np.concatenate(ratios), level)
     d_low, d_high = _interval(np.concatenate(diffs), level)
-    return {"ratio": ratio, "low": low, "high": high, "difference": float(system.mean() - ref_mean),
-            "difference_low": d_low, "difference_high": d_high}
+    return {
+        "ratio": ratio,
+        "low": low,
+        "high": high,
+        "difference": float(system.mean() - ref_mean),
+        "difference_low": d_low,
+        "difference_high": d_high,
+    }

@@ -54,10 +54,16 @@ class EvalSet:
         """Size of the recommendable catalogue."""
         return len(self.items)
 
-    def subset(self, mask: np.ndarray) -> "EvalSet":
+    def subset(self, mask: np.ndarray) -> EvalSet:
         """The same evaluation restricted to the users where ``mask`` is True."""
-        return EvalSet(self.user_ids[mask], self.history[mask], self.relevant[mask], self.cold_user[mask], self.items,
-                       self.recency[mask])
+        return EvalSet(
+            self.user_ids[mask],
+            self.history[mask],
+            self.relevant[mask],
+            self.cold_user[mask],
+            self.items,
+            self.recency[mask],
+        )
 
     def rows_for(self, model: object) -> sp.csr_matrix:
         """The history rows ``model`` scores: recency-valued when it ``uses_recency``."""

@@ -80,8 +80,14 @@ def genre_matrix(items_path: Path, items: Vocab) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(items), max(len(names), 1)))
 
 
-def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics_path: Path,
-             plots_dir: Path, params: dict[str, Any]) -> dict[str, Any]:
+def evaluate(
+    split_dir: Path,
+    features_dir: Path,
+    recs_dirs: list[Path],
+    metrics_path: Path,
+    plots_dir: Path,
+    params: dict[str, Any],
+) -> dict[str, Any]:
     """Score every system found under ``recs_dirs`` on the test period.
 
     Args:
@@ -100,8 +106,9 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
     ks = [int(k) for k in params["ks"]]
     k_max = max(ks)
     # every per-user metric gets an interval; paired comparisons are made on NDCG and recall
-    interval_metrics = [f"{m}@{k}" for m in ("ndcg", "recall", "hitrate", "map", "precision")
-                        for k in sorted(set(ks))] + ["mrr"]
+    interval_metrics = [
+        f"{m}@{k}" for m in ("ndcg", "recall", "hitrate", "map", "precision") for k in sorted(set(ks))
+    ] + ["mrr"]
     known = InteractionMatrix.from_table(read_parts(split_dir, "train", "valid"))
     test = read_parts(split_dir, "test")
     evalset = build_eval_set(known, test, params.get("min_rating"))
@@ -109,10 +116,15 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
     genres = genre_matrix(Path(features_dir) / "test" / "items.parquet", known.items)
     result: dict[str, Any] = {
         "protocol": {
-            "history": "train+valid", "target": "test", "users": int(evalset.user_ids.size),
-            "cold_users": int(evalset.cold_user.sum()), "catalogue": known.n_items, "ks": ks,
+            "history": "train+valid",
+            "target": "test",
+            "users": int(evalset.user_ids.size),
+            "cold_users": int(evalset.cold_user.sum()),
+            "catalogue": known.n_items,
+            "ks": ks,
         },
-        "systems": {}, "ratings": {},
+        "systems": {},
+        "ratings": {},
     }
     curves: list[dict[str, Any]] = []
     slices = {"all": np.ones(evalset.user_ids.size, bool), "warm": ~evalset.cold_user, "cold": evalset.cold_user}
@@ -126,15 +138,24 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
             system: dict[str, Any] = {}
             for label, mask in slices.items():
                 if mask.any():
-                    per_run = [summarise(recs[mask], evalset.relevant[mask], ks, known.n_items, popularity, genres)
-                               for recs in runs]
+                    per_run = [
+                        summarise(recs[mask], evalset.relevant[mask], ks, known.n_items, popularity, genres)
+                        for recs in runs
+                    ]
                     system[label] = {m: float(np.mean([r[m] for r in per_run])) for m in per_run[0]}
                     if label == "all" and len(runs) > 1:
-                        system["seeds"] = {"runs": len(runs), **{
-                            m: {"mean": float(np.mean([r[m] for r in per_run])),
-                                "std": float(np.std([r[m] for r in per_run], ddof=1)),
-                                "min": float(np.min([r[m] for r in per_run])),
-                                "max": float(np.max([r[m] for r in per_run]))} for m in per_run[0]}}
+                        system["seeds"] = {
+                            "runs": len(runs),
+                            **{
+                                m: {
+                                    "mean": float(np.mean([r[m] for r in per_run])),
+                                    "std": float(np.std([r[m] for r in per_run], ddof=1)),
+                                    "min": float(np.min([r[m] for r in per_run])),
+                                    "max": float(np.max([r[m] for r in per_run])),
+                                }
+                                for m in per_run[0]
+                            },
+                        }
             run_values = [per_user_ranking_metrics(r, evalset.relevant, ks) for r in runs]
             per_user[name] = {m: np.mean([v[m] for v in run_values], axis=0) for m in interval_metrics}
             system["interval"] = {m: mean_interval(v, seed=BOOTSTRAP_SEED) for m, v in per_user[name].items()}
@@ -142,8 +163,16 @@ def evaluate(split_dir: Path, features_dir: Path, recs_dirs: list[Path], metrics
             if (Path(recs_dir) / BASELINES_MARKER).exists():
                 baselines.append(name)
             at_k = [ranking_metrics(r, evalset.relevant, [k for k in CURVE_KS if k <= k_max]) for r in runs]
-            curves += [{"system": name, "k": k, "recall": float(np.mean([a[f"recall@{k}"] for a in at_k])),
-                        "ndcg": float(np.mean([a[f"ndcg@{k}"] for a in at_k]))} for k in CURVE_KS if k <= k_max]
+            curves += [
+                {
+                    "system": name,
+                    "k": k,
+                    "recall": float(np.mean([a[f"recall@{k}"] for a in at_k])),
+                    "ndcg": float(np.mean([a[f"ndcg@{k}"] for a in at_k])),
+                }
+                for k in CURVE_KS
+                if k <= k_max
+            ]
         for path in sorted(Path(recs_dir).glob("ratings_*.parquet")):
             result["ratings"][path.stem.removeprefix("ratings_")] = _rating_metrics(path, test, rating_metrics)
     if not result["systems"]:
@@ -183,11 +212,12 @@ def paired_comparisons(per_user: dict[str, dict[str, np.ndarray]], baselines: li
     out["reference"] = {f"best_baseline_{m}": b for m, b in best.items()}
     for name, values in per_user.items():
         if "ease" in per_user and name != "ease":
-            out["ease"][name] = {m: paired_ratio(values[m], per_user["ease"][m], seed=BOOTSTRAP_SEED)
-                                 for m in metrics}
+            out["ease"][name] = {m: paired_ratio(values[m], per_user["ease"][m], seed=BOOTSTRAP_SEED) for m in metrics}
         if name not in baselines:
-            out["best_baseline"][name] = {m: {**paired_ratio(values[m], per_user[best[m]][m], seed=BOOTSTRAP_SEED),
-                                              "baseline": best[m]} for m in metrics}
+            out["best_baseline"][name] = {
+                m: {**paired_ratio(values[m], per_user[best[m]][m], seed=BOOTSTRAP_SEED), "baseline": best[m]}
+                for m in metrics
+            }
     return out
 
 
@@ -210,17 +240,29 @@ def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
     def paired_bar(ratio: dict[str, Any] | None, target: float, against: str) -> dict[str, Any] | None:
         if not ratio:
             return None
-        return {"value": ratio["ratio"], "target": target, "low": ratio["low"], "high": ratio["high"],
-                "against": against, "met": bool(ratio["ratio"] >= target and ratio["low"] > 1.0)}
+        return {
+            "value": ratio["ratio"],
+            "target": target,
+            "low": ratio["low"],
+            "high": ratio["high"],
+            "against": against,
+            "met": bool(ratio["ratio"] >= target and ratio["low"] > 1.0),
+        }
 
     chain_vs_ease = comparisons.get("ease", {}).get("chain", {}).get(ndcg)
     chain_vs_best = comparisons.get("best_baseline", {}).get("chain", {}).get(ndcg)
     retrieval_vs_best = comparisons.get("best_baseline", {}).get("retrieval", {}).get(recall)
-    for key, bar in ((f"chain_{ndcg}_over_ease", paired_bar(chain_vs_ease, 1.10, "ease")),
-                     (f"chain_{ndcg}_over_best_baseline",
-                      paired_bar(chain_vs_best, 1.0, chain_vs_best["baseline"] if chain_vs_best else "")),
-                     (f"retrieval_{recall}_over_best_baseline",
-                      paired_bar(retrieval_vs_best, 1.0, retrieval_vs_best["baseline"] if retrieval_vs_best else ""))):
+    for key, bar in (
+        (f"chain_{ndcg}_over_ease", paired_bar(chain_vs_ease, 1.10, "ease")),
+        (
+            f"chain_{ndcg}_over_best_baseline",
+            paired_bar(chain_vs_best, 1.0, chain_vs_best["baseline"] if chain_vs_best else ""),
+        ),
+        (
+            f"retrieval_{recall}_over_best_baseline",
+            paired_bar(retrieval_vs_best, 1.0, retrieval_vs_best["baseline"] if retrieval_vs_best else ""),
+        ),
+    ):
         if bar is not None:
             bars[key] = bar
     if index_report.exists():
@@ -228,8 +270,11 @@ def quality_bars(result: dict[str, Any], index_report: Path) -> dict[str, Any]:
 
         report = read_json(index_report)
         for kind, value in (report.get("recall") or {}).items():
-            bars[f"{kind}_recall@{report.get('k', 100)}_vs_brute"] = {"value": value, "target": 0.95,
-                                                                     "met": value >= 0.95}
+            bars[f"{kind}_recall@{report.get('k', 100)}_vs_brute"] = {
+                "value": value,
+                "target": 0.95,
+                "met": value >= 0.95,
+            }
     return bars
 
 
@@ -238,7 +283,9 @@ def _rating_metrics(path: Path, test: pa.Table, rating_metrics: Any) -> dict[str
     joined = test.select(["user_id", "item_id", "rating"]).join(table, ["user_id", "item_id"], join_type="inner")
     if joined.num_rows != test.num_rows:
         raise DataError(f"predictions cover {joined.num_rows} of {test.num_rows} test ratings", path=path)
-    return rating_metrics(joined.column("rating").to_numpy(), pc.cast(joined.column("prediction"), pa.float64()).to_numpy())
+    return rating_metrics(
+        joined.column("rating").to_numpy(), pc.cast(joined.column("prediction"), pa.float64()).to_numpy()
+    )
 
 
 def _rounded(value: Any) -> Any:
@@ -297,26 +344,43 @@ def format_table(result: dict[str, Any]) -> str:
         spread = system.get("seeds", {}).get(metric)
         return text + (f" ±{spread['std']:.4f}" if spread else "")
 
-    header = ["system", f"{ndcg} [95% CI]", recall_lo, f"{recall_hi} [95% CI]", f"{ndcg} / ease [95% CI]",
-              "coverage@100", "seeds"]
+    header = [
+        "system",
+        f"{ndcg} [95% CI]",
+        recall_lo,
+        f"{recall_hi} [95% CI]",
+        f"{ndcg} / ease [95% CI]",
+        "coverage@100",
+        "seeds",
+    ]
     rows = []
     for name, system in sorted(result["systems"].items(), key=lambda kv: -kv[1]["all"].get(ndcg, 0)):
         ratio = vs_ease.get(name, {}).get(ndcg)
-        rows.append([name, cell(system, ndcg), f"{system['all'].get(recall_lo, float('nan')):.4f}",
-                     cell(system, recall_hi),
-                     f"{ratio['ratio']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]" if ratio else "-",
-                     f"{system['all'].get('coverage@100', float('nan')):.4f}",
-                     str(system.get("seeds", {}).get("runs", 1))])
+        rows.append(
+            [
+                name,
+                cell(system, ndcg),
+                f"{system['all'].get(recall_lo, float('nan')):.4f}",
+                cell(system, recall_hi),
+                f"{ratio['ratio']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]" if ratio else "-",
+                f"{system['all'].get('coverage@100', float('nan')):.4f}",
+                str(system.get("seeds", {}).get("runs", 1)),
+            ]
+        )
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     p = result["protocol"]
-    lines.append(f"({p['users']} test users, {p['cold_users']} cold; catalogue {p['catalogue']} items; "
-                 f"history = {p['history']}; ± is the spread (std) over training seeds)")
+    lines.append(
+        f"({p['users']} test users, {p['cold_users']} cold; catalogue {p['catalogue']} items; "
+        f"history = {p['history']}; ± is the spread (std) over training seeds)"
+    )
     for name, m in result.get("ratings", {}).items():
         lines.append(f"rating prediction {name}: RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}")
     for name, bar in result.get("bars", {}).items():
         interval = f" [{bar['low']:.4f}, {bar['high']:.4f}] vs {bar['against']}" if "low" in bar else ""
-        lines.append(f"bar {name}: {bar['value']:.4f}{interval} (target {bar['target']:.4f}) "
-                     f"{'met' if bar['met'] else 'NOT met'}")
+        lines.append(
+            f"bar {name}: {bar['value']:.4f}{interval} (target {bar['target']:.4f}) "
+            f"{'met' if bar['met'] else 'NOT met'}"
+        )
     return "\n".join(lines)

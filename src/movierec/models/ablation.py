@@ -34,8 +34,15 @@ from movierec.models.train import chain_on_test, first_stage, fit_ranker_on_wind
 KS = (10, 100)
 
 
-def run_ablation(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], seed: int, epochs: int,
-                 work_dir: Path, report_path: Path) -> dict[str, Any]:
+def run_ablation(
+    periods: Periods,
+    retrieval: dict[str, Any],
+    ranking: dict[str, Any],
+    seed: int,
+    epochs: int,
+    work_dir: Path,
+    report_path: Path,
+) -> dict[str, Any]:
     """Fit and score every ablation row; write ``report_path``.
 
     Args:
@@ -55,8 +62,13 @@ def run_ablation(periods: Periods, retrieval: dict[str, Any], ranking: dict[str,
 
     test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
     config = {k: v for k, v in retrieval.items() if k not in ("ablation", "select_metric", "final_fit_all")}
-    report: dict[str, Any] = {"seed": seed, "epochs": epochs, "users": int(test_eval.user_ids.size),
-                              "retrieval": {}, "chain": {}}
+    report: dict[str, Any] = {
+        "seed": seed,
+        "epochs": epochs,
+        "users": int(test_eval.user_ids.size),
+        "retrieval": {},
+        "chain": {},
+    }
     seed_dir = Path(work_dir) / f"seed{seed}"
     if not (seed_dir / "retrieval_train").exists():
         raise DataError(f"no retrieval models for seed {seed}; run `movierec train retrieval` first", path=seed_dir)
@@ -64,30 +76,51 @@ def run_ablation(periods: Periods, retrieval: dict[str, Any], ranking: dict[str,
     r_tv = LoadedRetrieval(seed_dir / "retrieval_train_valid", periods.users)
     for name, override in (retrieval.get("ablation") or {}).items():
         if override:
-            fitted = fit_retrieval(periods.train_valid, periods.catalogue_test, periods.users,
-                                   merge(config, override), seed, epochs=epochs, label=f"ablation {name}")
+            fitted = fit_retrieval(
+                periods.train_valid,
+                periods.catalogue_test,
+                periods.users,
+                merge(config, override),
+                seed,
+                epochs=epochs,
+                label=f"ablation {name}",
+            )
         else:  # the full first stage: the retrieval stage's own model for this seed, not a refit
             fitted = r_tv
-        rows, _, _ = first_stage(fitted, periods.train_valid, periods.catalogue_test, periods.users,
-                                 periods.test_start, test_eval, 100)
+        rows, _, _ = first_stage(
+            fitted, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, 100
+        )
         report["retrieval"][name] = _row(rows, test_eval)
 
     k = int(ranking.get("candidates", 100))
     ease = ranking.get("ease")
     per_user: dict[str, np.ndarray] = {}
-    cands, _, _ = first_stage(r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start,
-                              test_eval, k)
+    cands, _, _ = first_stage(
+        r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, k
+    )
     report["chain"]["retrieval_order"] = _row(cands, test_eval)
     per_user["retrieval_order"] = _ndcg(cands, test_eval)
     for name, spec in (ranking.get("ablation") or {"full": {}}).items():
         dropped = tuple((spec or {}).get("drop", []))
         unknown = sorted(set(dropped) - set(DENSE_FEATURES))
         if unknown:
-            raise ParamsError(f"ranking.ablation.{name}.drop names unknown feature(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(DENSE_FEATURES)}")
-        ranker, _, _ = fit_ranker_on_window(r_train, periods.train, periods.catalogue_valid, periods.valid_start,
-                                            periods.valid, periods.users, ranking, seed, ease,
-                                            f"ablation ranker {name}", dropped=dropped)
+            raise ParamsError(
+                f"ranking.ablation.{name}.drop names unknown feature(s) {', '.join(unknown)}; "
+                f"known: {', '.join(DENSE_FEATURES)}"
+            )
+        ranker, _, _ = fit_ranker_on_window(
+            r_train,
+            periods.train,
+            periods.catalogue_valid,
+            periods.valid_start,
+            periods.valid,
+            periods.users,
+            ranking,
+            seed,
+            ease,
+            f"ablation ranker {name}",
+            dropped=dropped,
+        )
         chain, _, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease, dropped=dropped)
         report["chain"][name] = {**_row(chain, test_eval), "dropped": list(dropped)}
         per_user[name] = _ndcg(chain, test_eval)
@@ -125,6 +158,8 @@ def format_ablation(report: dict[str, Any]) -> str:
             interval = row["ndcg@10_interval"]
             ratio = next((v for k, v in row.items() if k.startswith("ndcg@10_vs_")), None)
             extra = f"  vs full {ratio['ratio']:.3f} [{ratio['low']:.3f}, {ratio['high']:.3f}]" if ratio else ""
-            lines.append(f"  {name:<22} recall@100 {row['recall@100']:.4f}  ndcg@10 {row['ndcg@10']:.4f} "
-                         f"[{interval['low']:.4f}, {interval['high']:.4f}]{extra}")
+            lines.append(
+                f"  {name:<22} recall@100 {row['recall@100']:.4f}  ndcg@10 {row['ndcg@10']:.4f} "
+                f"[{interval['low']:.4f}, {interval['high']:.4f}]{extra}"
+            )
     return "\n".join(lines)

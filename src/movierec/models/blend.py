@@ -40,7 +40,7 @@ class Blend:
     max_history: int = 50
 
     @classmethod
-    def from_config(cls, config: dict[str, Any] | None) -> "Blend | None":
+    def from_config(cls, config: dict[str, Any] | None) -> Blend | None:
         """The ``blend`` entry of a retrieval config (``{weight, tau}``), or None when absent
         or when its weight is 0 (the towers alone).
 
@@ -73,8 +73,9 @@ class Blender:
 
     def __init__(self, blend: Blend, item_embeddings: np.ndarray, similarity: sp.csr_matrix):
         if similarity.shape != (len(item_embeddings), len(item_embeddings)):
-            raise ValueError(f"the item similarity is {similarity.shape}, the catalogue has "
-                             f"{len(item_embeddings)} items")
+            raise ValueError(
+                f"the item similarity is {similarity.shape}, the catalogue has {len(item_embeddings)} items"
+            )
         self.blend = blend
         self.similarity = sp.csr_matrix(similarity, dtype=np.float64)
         emb = np.asarray(item_embeddings, np.float64)
@@ -111,8 +112,14 @@ class Blender:
         out[support] += b * values
         return out
 
-    def candidates(self, query: np.ndarray, tower_rows: np.ndarray, tower_scores: np.ndarray,
-                   history_rows: np.ndarray, item_embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(
+        self,
+        query: np.ndarray,
+        tower_rows: np.ndarray,
+        tower_scores: np.ndarray,
+        history_rows: np.ndarray,
+        item_embeddings: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Blended scores of the union of an index's top rows and the neighbours' support.
 
         Args:
@@ -130,8 +137,12 @@ class Blender:
         a, b = self.scale(query, values)
         extra = np.setdiff1d(support, tower_rows, assume_unique=False)
         rows = np.concatenate([np.asarray(tower_rows, np.int64), extra])
-        scores = np.concatenate([np.asarray(tower_scores, np.float64),
-                                 np.asarray(item_embeddings[extra] @ query, np.float64)]) * a  # as the towers
+        scores = (
+            np.concatenate(
+                [np.asarray(tower_scores, np.float64), np.asarray(item_embeddings[extra] @ query, np.float64)]
+            )
+            * a
+        )  # as the towers
         position = {int(r): i for i, r in enumerate(rows.tolist())}
         scores[[position[int(r)] for r in support]] += b * values
         return rows, scores

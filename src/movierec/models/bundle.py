@@ -62,8 +62,9 @@ def write_manifest(checkpoints: Path, prepared_dir: Path, params: dict[str, Any]
     metrics_path = Path(reports_dir) / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
     index_path = checkpoints / "retrieval" / "index.json"
-    digest = hashlib.sha256(json.dumps({"data": data_fingerprint, "params": params, "parts": parts},
-                                       sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps({"data": data_fingerprint, "params": params, "parts": parts}, sort_keys=True, default=str).encode()
+    ).hexdigest()
     manifest = {
         "format_version": FORMAT_VERSION,
         "version": digest[:16],
@@ -72,14 +73,25 @@ def write_manifest(checkpoints: Path, prepared_dir: Path, params: dict[str, Any]
         "data_files": data,
         "params": params,
         "parts": parts,
-        "metrics": {"test": {s: m.get("all", {}) for s, m in metrics.get("systems", {}).items()},
-                    "ratings": metrics.get("ratings", {}), "bars": metrics.get("bars", {}),
-                    "index": read_json(index_path) if index_path.exists() else {}},
+        "metrics": {
+            "test": {s: m.get("all", {}) for s, m in metrics.get("systems", {}).items()},
+            "ratings": metrics.get("ratings", {}),
+            "bars": metrics.get("bars", {}),
+            "index": read_json(index_path) if index_path.exists() else {},
+        },
         "vocabularies": retrieval["vocab"],
-        "inputs": {"query_tower": retrieval["query_inputs"], "candidate_tower": retrieval["candidate_inputs"],
-                   "ranker": ranker["inputs"]},
-        "outputs": {"query_tower": ["embedding"], "candidate_tower": ["embedding"],
-                    "brute": ["scores", "item_ids"], "scann": ["scores", "item_ids"], "ranker": ["score", "rating"]},
+        "inputs": {
+            "query_tower": retrieval["query_inputs"],
+            "candidate_tower": retrieval["candidate_inputs"],
+            "ranker": ranker["inputs"],
+        },
+        "outputs": {
+            "query_tower": ["embedding"],
+            "candidate_tower": ["embedding"],
+            "brute": ["scores", "item_ids"],
+            "scann": ["scores", "item_ids"],
+            "ranker": ["score", "rating"],
+        },
         "embedding_dim": retrieval["embedding_dim"],
     }
     write_json(checkpoints / MANIFEST, manifest)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -58,8 +57,9 @@ def period_cut(known: pa.Table, target: pa.Table) -> int:
     return max(int(pc.min(target.column("timestamp")).as_py()), known_end)
 
 
-def load_periods(prepared_dir: Path, split_dir: Path, features_dir: Path, widths: dict[str, int],
-                 features_params: dict[str, Any]) -> Periods:
+def load_periods(
+    prepared_dir: Path, split_dir: Path, features_dir: Path, widths: dict[str, int], features_params: dict[str, Any]
+) -> Periods:
     """Read the split and feature outputs into a :class:`Periods`."""
     train, valid, test = (read_parts(split_dir, p) for p in ("train", "valid", "test"))
     users_path = Path(prepared_dir) / USERS_FILE
@@ -78,11 +78,21 @@ def load_periods(prepared_dir: Path, split_dir: Path, features_dir: Path, widths
     items_path = Path(prepared_dir) / ITEMS_FILE
     tags_path = Path(prepared_dir) / TAGS_FILE
     tags = pq.read_table(tags_path) if tags_path.exists() else None
-    all_items = item_features(everything, pq.read_table(items_path), tags, end,
-                              float(features_params.get("recent_days", 30)), int(features_params.get("max_tags", 20)))
+    all_items = item_features(
+        everything,
+        pq.read_table(items_path),
+        tags,
+        end,
+        float(features_params.get("recent_days", 30)),
+        int(features_params.get("max_tags", 20)),
+    )
     return Periods(
-        train=train, valid=valid, test=test, users=users,
-        catalogue_valid=catalogue("valid"), catalogue_test=catalogue("test"),
+        train=train,
+        valid=valid,
+        test=test,
+        users=users,
+        catalogue_valid=catalogue("valid"),
+        catalogue_test=catalogue("test"),
         catalogue_all=Catalogue.from_table(all_items, widths),
         valid_start=period_cut(train, valid),
         test_start=period_cut(pa.concat_tables([train, valid]), test),

@@ -20,14 +20,21 @@ import tensorflow as tf
 from movierec.models.inputs import Catalogue, UserDirectory, query_features
 from movierec.models.vocab import candidate_feature_names, query_feature_names
 
-QUERY_DIR, CANDIDATE_DIR, META_FILE, CATALOGUE_FILE = "query_tower", "candidate_tower", "retrieval.json", "catalogue.parquet"
+QUERY_DIR, CANDIDATE_DIR, META_FILE, CATALOGUE_FILE = (
+    "query_tower",
+    "candidate_tower",
+    "retrieval.json",
+    "catalogue.parquet",
+)
 CATALOGUE_WIDTHS_KEY = "widths"
 
 
 def query_signature(vocab: dict[str, Any], history_len: int) -> dict[str, tf.TensorSpec]:
     """Input specs of the query tower, by name."""
-    specs = {"user_id": tf.TensorSpec([None], tf.int64, name="user_id"),
-             "history": tf.TensorSpec([None, history_len], tf.int64, name="history")}
+    specs = {
+        "user_id": tf.TensorSpec([None], tf.int64, name="user_id"),
+        "history": tf.TensorSpec([None, history_len], tf.int64, name="history"),
+    }
     if "age" in vocab:
         specs["age"] = tf.TensorSpec([None], tf.float32, name="age")
     for name in ("gender", "occupation"):
@@ -38,11 +45,13 @@ def query_signature(vocab: dict[str, Any], history_len: int) -> dict[str, tf.Ten
 
 def candidate_signature(vocab: dict[str, Any], widths: dict[str, int]) -> dict[str, tf.TensorSpec]:
     """Input specs of the candidate tower, by name."""
-    specs = {"item_id": tf.TensorSpec([None], tf.int64, name="item_id"),
-             "genres": tf.TensorSpec([None, widths["genres"]], tf.string, name="genres"),
-             "title_tokens": tf.TensorSpec([None, widths["title"]], tf.string, name="title_tokens"),
-             "year": tf.TensorSpec([None], tf.float32, name="year"),
-             "tags": tf.TensorSpec([None, widths["tags"]], tf.string, name="tags")}
+    specs = {
+        "item_id": tf.TensorSpec([None], tf.int64, name="item_id"),
+        "genres": tf.TensorSpec([None, widths["genres"]], tf.string, name="genres"),
+        "title_tokens": tf.TensorSpec([None, widths["title"]], tf.string, name="title_tokens"),
+        "year": tf.TensorSpec([None], tf.float32, name="year"),
+        "tags": tf.TensorSpec([None, widths["tags"]], tf.string, name="tags"),
+    }
     return {k: specs[k] for k in candidate_feature_names(vocab)}
 
 
@@ -76,17 +85,25 @@ def save_towers(fitted: Any, out_dir: Path, widths: dict[str, int]) -> dict[str,
     history_len = int(fitted.config["history_len"])
     qspec = query_signature(fitted.vocab, history_len)
     cspec = candidate_signature(fitted.vocab, widths)
-    for name, tower, spec in ((QUERY_DIR, fitted.model.query_tower, qspec),
-                              (CANDIDATE_DIR, fitted.model.candidate_tower, cspec)):
+    for name, tower, spec in (
+        (QUERY_DIR, fitted.model.query_tower, qspec),
+        (CANDIDATE_DIR, fitted.model.candidate_tower, cspec),
+    ):
         module = _Exportable(tower, spec)
         tf.saved_model.save(module, str(out_dir / name), signatures={"serving_default": module.signature})
     from movierec.models.fast_towers import save_query_weights
 
     save_query_weights(fitted.model.query_tower, out_dir / QUERY_DIR)  # NumPy fast path for servers
     pq.write_table(fitted.catalogue.to_table(), out_dir / CATALOGUE_FILE)
-    meta = {"vocab": fitted.vocab, "config": fitted.config, CATALOGUE_WIDTHS_KEY: widths,
-            "query_inputs": _spec_json(qspec), "candidate_inputs": _spec_json(cspec),
-            "embedding_dim": int(fitted.config["embedding_dim"]), "training_history": fitted.history}
+    meta = {
+        "vocab": fitted.vocab,
+        "config": fitted.config,
+        CATALOGUE_WIDTHS_KEY: widths,
+        "query_inputs": _spec_json(qspec),
+        "candidate_inputs": _spec_json(cspec),
+        "embedding_dim": int(fitted.config["embedding_dim"]),
+        "training_history": fitted.history,
+    }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1, default=float))
     return meta
 
@@ -99,7 +116,9 @@ class LoadedRetrieval:
         self.meta = json.loads((directory / META_FILE).read_text())
         self.vocab = self.meta["vocab"]
         self.config = self.meta["config"]
-        self.catalogue = Catalogue.from_table(pq.read_table(directory / CATALOGUE_FILE), self.meta[CATALOGUE_WIDTHS_KEY])
+        self.catalogue = Catalogue.from_table(
+            pq.read_table(directory / CATALOGUE_FILE), self.meta[CATALOGUE_WIDTHS_KEY]
+        )
         self.users = users
         self.query = tf.saved_model.load(str(directory / QUERY_DIR)).signatures["serving_default"]
         self.candidate = tf.saved_model.load(str(directory / CANDIDATE_DIR)).signatures["serving_default"]
@@ -119,10 +138,14 @@ class LoadedRetrieval:
         names = list(self.meta["query_inputs"])
         for name in names:
             if name not in feats:  # demographics the caller does not know
-                feats[name] = (np.full(len(user_ids), np.nan, np.float32) if name == "age"
-                               else np.full(len(user_ids), "", dtype=object))
+                feats[name] = (
+                    np.full(len(user_ids), np.nan, np.float32)
+                    if name == "age"
+                    else np.full(len(user_ids), "", dtype=object)
+                )
         out = []
         for start in range(0, len(user_ids), batch_size):
-            out.append(self.query(**{k: tf.constant(feats[k][start : start + batch_size]) for k in names})[
-                "embedding"].numpy())
+            out.append(
+                self.query(**{k: tf.constant(feats[k][start : start + batch_size]) for k in names})["embedding"].numpy()
+            )
         return np.concatenate(out) if out else np.zeros((0, int(self.meta["embedding_dim"])), np.float32)

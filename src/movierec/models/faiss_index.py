@@ -70,14 +70,16 @@ def load_faiss(directory: Path) -> tuple[Any, np.ndarray]:
     item_ids = np.load(directory / FAISS_IDS)
     meta = json.loads((directory / FAISS_META).read_text())
     if item_ids.size != index.ntotal:
-        raise DataError(f"holds {item_ids.size} item ids but the index has {index.ntotal} vectors",
-                        path=directory / FAISS_IDS)
+        raise DataError(
+            f"holds {item_ids.size} item ids but the index has {index.ntotal} vectors", path=directory / FAISS_IDS
+        )
     faiss.extract_index_ivf(index).nprobe = int(meta["nprobe"])
     return index, item_ids
 
 
-def search_faiss(index: Any, item_ids: np.ndarray, query_embeddings: np.ndarray,
-                 k: int) -> tuple[np.ndarray, np.ndarray]:
+def search_faiss(
+    index: Any, item_ids: np.ndarray, query_embeddings: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` items by inner product for each query embedding.
 
     Args:

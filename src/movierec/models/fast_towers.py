@@ -18,7 +18,8 @@ def save_query_weights(tower: Any, out_dir: Path) -> None:
     """Write the query tower's parameters as plain arrays beside its SavedModel."""
     arrays: dict[str, np.ndarray] = {
         "flags": np.array([tower.user_id is not None, tower.history is not None, tower.bare, tower.normalize]),
-        "recent": np.array(tower.recent), "age_stats": np.array(tower.age_stats, np.float64),
+        "recent": np.array(tower.recent),
+        "age_stats": np.array(tower.age_stats, np.float64),
         "demographics": np.array(tower.demographics, dtype=str),
     }
     for name, layer in (("user", tower.user_id), ("history", tower.history)):
@@ -59,8 +60,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _gru(emb: np.ndarray, mask: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray,
-         bias: np.ndarray) -> np.ndarray:
+def _gru(emb: np.ndarray, mask: np.ndarray, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Keras' GRU (``reset_after=True``, gates z, r, h) over ``emb``'s steps; masked steps keep the state."""
     units = recurrent.shape[0]
     state = np.zeros((emb.shape[0], units), np.float32)
@@ -84,17 +84,21 @@ class NumpyQueryTower:
         self.recent = int(a["recent"])
         self.age_mean, self.age_std = (float(x) for x in a["age_stats"])
         self.demographics = a["demographics"].tolist()
-        self.lookup = {n: {int(v): i + 1 for i, v in enumerate(a[f"{n}_vocab"].tolist())}
-                       for n in ("user", "history") if f"{n}_vocab" in a}
+        self.lookup = {
+            n: {int(v): i + 1 for i, v in enumerate(a[f"{n}_vocab"].tolist())}
+            for n in ("user", "history")
+            if f"{n}_vocab" in a
+        }
         self.embed = {n: a[f"{n}_embed"] for n in ("user", "history") if f"{n}_embed" in a}
-        self.cat_vocab = {n: {v: i for i, v in enumerate(a[f"vocab_{n}"].tolist())}
-                          for n in self.demographics if n != "age"}
+        self.cat_vocab = {
+            n: {v: i for i, v in enumerate(a[f"vocab_{n}"].tolist())} for n in self.demographics if n != "age"
+        }
         self.cat_embed = {n: a[f"embed_{n}"] for n in self.cat_vocab}
         self.hidden = dense_layers(a, "hidden")
         self.gru = (a["gru_kernel"], a["gru_recurrent"], a["gru_bias"]) if "gru_kernel" in a else None
 
     @classmethod
-    def load(cls, directory: Path) -> "NumpyQueryTower | None":
+    def load(cls, directory: Path) -> NumpyQueryTower | None:
         """From an export folder, or None when it has no weights file."""
         arrays = load_arrays(Path(directory) / QUERY_WEIGHTS)
         return None if arrays is None else cls(arrays)

@@ -14,8 +14,14 @@ import tensorflow as tf
 
 from movierec.errors import DataError, ParamsError
 from movierec.io import atomic_dir, write_json
-from movierec.models.export import CANDIDATE_DIR, CATALOGUE_FILE, CATALOGUE_WIDTHS_KEY, META_FILE, QUERY_DIR, \
-    LoadedRetrieval
+from movierec.models.export import (
+    CANDIDATE_DIR,
+    CATALOGUE_FILE,
+    CATALOGUE_WIDTHS_KEY,
+    META_FILE,
+    QUERY_DIR,
+    LoadedRetrieval,
+)
 from movierec.models.faiss_index import build_faiss, load_faiss, save_faiss, search_faiss
 from movierec.models.index_tuning import exact_top_k, tune_faiss, tune_scann
 from movierec.models.inputs import Catalogue, query_features
@@ -25,20 +31,39 @@ from movierec.params import require_positive_int
 __all__ = ["DEFAULTS", "build_indexes", "load_faiss", "load_topk", "search_faiss"]
 
 INDEX_FILE = "index.json"
-ITEM_COLUMNS = ("item_id", "title", "year", "genres", "title_tokens", "n_interactions", "n_recent", "mean_rating",
-                "first_ts")
+ITEM_COLUMNS = (
+    "item_id",
+    "title",
+    "year",
+    "genres",
+    "title_tokens",
+    "n_interactions",
+    "n_recent",
+    "mean_rating",
+    "first_ts",
+)
 TUNING_MARGIN = 0.01
 FAISS_MIN_POINTS_PER_LIST = 39  # FAISS's own k-means warns below this many training points per centroid
 DEFAULTS: dict[str, Any] = {
-    "k": 100, "eval_queries": 1000, "eval_batch_size": 100, "seed": 0, "target_recall": 0.95,
-    "scann": {"num_leaves": 100, "num_leaves_to_search": 20, "dimensions_per_block": 2,
-              "num_reordering_candidates": 500, "training_iterations": 12},
+    "k": 100,
+    "eval_queries": 1000,
+    "eval_batch_size": 100,
+    "seed": 0,
+    "target_recall": 0.95,
+    "scann": {
+        "num_leaves": 100,
+        "num_leaves_to_search": 20,
+        "dimensions_per_block": 2,
+        "num_reordering_candidates": 500,
+        "training_iterations": 12,
+    },
     "faiss": {"nlist": 100, "nprobe": 16},
 }
 
 
-def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
-                  items: pa.Table | None = None) -> dict[str, Any]:
+def build_indexes(
+    retrieval_dir: Path, out_dir: Path, params: dict[str, Any], items: pa.Table | None = None
+) -> dict[str, Any]:
     """Embed the catalogue with the exported candidate tower and write three top-k indexes.
 
     Writes ``out_dir/brute/`` and ``out_dir/scann/`` (SavedModels: named query inputs in,
@@ -101,13 +126,24 @@ def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
     start = time.perf_counter()
     # ScaNN retrains its partitions at every build, so the served build is checked on the
     # tuning queries and searched more widely until it too reaches the aim
-    scann_module, scann, checks = _verified_scann(query_model, embeddings, catalogue.item_id, specs, k, scann,
-                                                  tuning_queries, truth, aim, settings["eval_batch_size"])
+    scann_module, scann, checks = _verified_scann(
+        query_model,
+        embeddings,
+        catalogue.item_id,
+        specs,
+        k,
+        scann,
+        tuning_queries,
+        truth,
+        aim,
+        settings["eval_batch_size"],
+    )
     scann_ladder += checks
     seconds["scann"] = time.perf_counter() - start
 
-    evaluation = _evaluate(brute, scann_module, faiss_index, catalogue.item_id, loaded, queries, k,
-                           settings["eval_batch_size"])
+    evaluation = _evaluate(
+        brute, scann_module, faiss_index, catalogue.item_id, loaded, queries, k, settings["eval_batch_size"]
+    )
 
     source = "items" if items is not None else "export"
     info = {"k": k, "n_items": n_items, "catalogue": source, "dim": int(embeddings.shape[1])}
@@ -118,9 +154,16 @@ def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
     with atomic_dir(out_dir / "faiss") as tmp:
         save_faiss(faiss_index, catalogue.item_id, faiss_cfg, tmp)
     summary = {
-        "k": k, "k_requested": settings["k"], "n_items": n_items, "catalogue": source,
-        "catalogue_items": n_items, "dim": int(embeddings.shape[1]), "retrieval_dir": str(retrieval_dir),
-        "scann": scann, "faiss": faiss_cfg, "target_recall": settings["target_recall"],
+        "k": k,
+        "k_requested": settings["k"],
+        "n_items": n_items,
+        "catalogue": source,
+        "catalogue_items": n_items,
+        "dim": int(embeddings.shape[1]),
+        "retrieval_dir": str(retrieval_dir),
+        "scann": scann,
+        "faiss": faiss_cfg,
+        "target_recall": settings["target_recall"],
         "tuning": {"faiss": faiss_ladder, "scann": scann_ladder},
         "build_seconds": {name: round(s, 4) for name, s in seconds.items()},
         **evaluation,
@@ -129,9 +172,19 @@ def build_indexes(retrieval_dir: Path, out_dir: Path, params: dict[str, Any],
     return summary
 
 
-def _verified_scann(query_model: Any, embeddings: np.ndarray, item_ids: np.ndarray, specs: Any, k: int,
-                    scann: dict[str, int], queries: dict[str, np.ndarray], truth: np.ndarray, aim: float,
-                    batch_size: int, attempts: int = 6) -> tuple[Any, dict[str, int], list[dict[str, Any]]]:
+def _verified_scann(
+    query_model: Any,
+    embeddings: np.ndarray,
+    item_ids: np.ndarray,
+    specs: Any,
+    k: int,
+    scann: dict[str, int],
+    queries: dict[str, np.ndarray],
+    truth: np.ndarray,
+    aim: float,
+    batch_size: int,
+    attempts: int = 6,
+) -> tuple[Any, dict[str, int], list[dict[str, Any]]]:
     """Build the served ScaNN module and check its recall on ``queries`` against ``truth``;
     below ``aim``, search twice the leaves (then re-score twice the candidates) and rebuild.
 
@@ -142,12 +195,23 @@ def _verified_scann(query_model: Any, embeddings: np.ndarray, item_ids: np.ndarr
     n_items = len(item_ids)
     for _ in range(attempts):
         module = build_topk("scann", query_model, embeddings, item_ids, specs, k, scann)
-        found = np.concatenate([np.asarray(module.serve(**{n: tf.constant(v[s : s + batch_size])
-                                                            for n, v in queries.items()})["item_ids"])
-                                for s in range(0, len(truth), batch_size)])
+        found = np.concatenate(
+            [
+                np.asarray(
+                    module.serve(**{n: tf.constant(v[s : s + batch_size]) for n, v in queries.items()})["item_ids"]
+                )
+                for s in range(0, len(truth), batch_size)
+            ]
+        )
         value = recall(found, truth)
-        checks.append({"served_build": True, "num_leaves_to_search": scann["num_leaves_to_search"],
-                       "num_reordering_candidates": scann["num_reordering_candidates"], "recall": round(value, 4)})
+        checks.append(
+            {
+                "served_build": True,
+                "num_leaves_to_search": scann["num_leaves_to_search"],
+                "num_reordering_candidates": scann["num_reordering_candidates"],
+                "recall": round(value, 4),
+            }
+        )
         if value >= aim:
             break
         if scann["num_leaves_to_search"] < scann["num_leaves"]:
@@ -173,10 +237,12 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
                 raise ParamsError(f"index.{key} must be a mapping, got {value!r}")
             unknown = sorted(set(value) - set(default))
             if unknown:
-                raise ParamsError(f"index.{key} has unknown setting(s) {', '.join(unknown)}; "
-                                  f"known: {', '.join(default)}")
-            merged[key] = {name: require_positive_int(value.get(name, d), f"index.{key}.{name}")
-                           for name, d in default.items()}
+                raise ParamsError(
+                    f"index.{key} has unknown setting(s) {', '.join(unknown)}; known: {', '.join(default)}"
+                )
+            merged[key] = {
+                name: require_positive_int(value.get(name, d), f"index.{key}.{name}") for name, d in default.items()
+            }
         elif key == "target_recall":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ParamsError(f"index.target_recall must be a number in (0, 1], got {value!r}")
@@ -193,10 +259,13 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
 def _scann_settings(cfg: dict[str, int], n_items: int, k: int) -> dict[str, int]:
     """ScaNN settings clamped to the catalogue: at most sqrt(n) leaves, at least k reordered."""
     leaves = max(1, min(cfg["num_leaves"], math.isqrt(n_items)))
-    return {"num_leaves": leaves, "num_leaves_to_search": min(cfg["num_leaves_to_search"], leaves),
-            "dimensions_per_block": cfg["dimensions_per_block"],
-            "num_reordering_candidates": min(max(cfg["num_reordering_candidates"], k), n_items),
-            "training_iterations": cfg["training_iterations"]}
+    return {
+        "num_leaves": leaves,
+        "num_leaves_to_search": min(cfg["num_leaves_to_search"], leaves),
+        "dimensions_per_block": cfg["dimensions_per_block"],
+        "num_reordering_candidates": min(max(cfg["num_reordering_candidates"], k), n_items),
+        "training_iterations": cfg["training_iterations"],
+    }
 
 
 def _faiss_settings(cfg: dict[str, int], n_items: int) -> dict[str, Any]:
@@ -207,8 +276,12 @@ def _faiss_settings(cfg: dict[str, int], n_items: int) -> dict[str, Any]:
 
 def _check_export(retrieval_dir: Path) -> None:
     """Raise a DataError naming the first file an export folder lacks."""
-    needed = [retrieval_dir / META_FILE, retrieval_dir / CATALOGUE_FILE,
-              retrieval_dir / QUERY_DIR / "saved_model.pb", retrieval_dir / CANDIDATE_DIR / "saved_model.pb"]
+    needed = [
+        retrieval_dir / META_FILE,
+        retrieval_dir / CATALOGUE_FILE,
+        retrieval_dir / QUERY_DIR / "saved_model.pb",
+        retrieval_dir / CANDIDATE_DIR / "saved_model.pb",
+    ]
     for path in needed:
         if not path.exists():
             raise DataError("retrieval export incomplete: file not found; run the train step first", path=path)
@@ -247,16 +320,25 @@ def _eval_queries(loaded: LoadedRetrieval, n: int, seed: int) -> dict[str, np.nd
     return {name: feats[name] for name in loaded.meta["query_inputs"]}
 
 
-def _evaluate(brute: Any, scann: Any, faiss_index: Any, item_ids: np.ndarray, loaded: LoadedRetrieval,
-              queries: dict[str, np.ndarray], k: int, batch_size: int) -> dict[str, Any]:
+def _evaluate(
+    brute: Any,
+    scann: Any,
+    faiss_index: Any,
+    item_ids: np.ndarray,
+    loaded: LoadedRetrieval,
+    queries: dict[str, np.ndarray],
+    k: int,
+    batch_size: int,
+) -> dict[str, Any]:
     """Recall@k of ScaNN and FAISS against brute force, and mean milliseconds per query batch.
 
     Every latency is end to end (named inputs to item ids, query tower included);
     ``query_tower`` is the tower alone, for reference.
     """
     n = len(next(iter(queries.values())))
-    batches = [{name: tf.constant(v[s : s + batch_size]) for name, v in queries.items()}
-               for s in range(0, n, batch_size)]
+    batches = [
+        {name: tf.constant(v[s : s + batch_size]) for name, v in queries.items()} for s in range(0, n, batch_size)
+    ]
 
     def faiss_call(**inputs: tf.Tensor) -> dict[str, np.ndarray]:
         scores, ids = search_faiss(faiss_index, item_ids, loaded.query(**inputs)["embedding"].numpy(), k)
@@ -280,9 +362,12 @@ def _evaluate(brute: Any, scann: Any, faiss_index: Any, item_ids: np.ndarray, lo
     for batch in batches:
         loaded.query(**batch)
     latency["query_tower"] = round(1000 * (time.perf_counter() - start) / len(batches), 3)
-    return {"eval_queries": n, "eval_batch_size": batch_size,
-            "recall": {name: round(recall(results[name], results["brute"]), 4) for name in ("scann", "faiss")},
-            "latency_ms_per_batch": latency}
+    return {
+        "eval_queries": n,
+        "eval_batch_size": batch_size,
+        "recall": {name: round(recall(results[name], results["brute"]), 4) for name in ("scann", "faiss")},
+        "latency_ms_per_batch": latency,
+    }
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:

@@ -42,8 +42,9 @@ def ladder(limit: int) -> list[int]:
     return steps
 
 
-def tune_faiss(index: Any, item_ids: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int,
-               target: float) -> tuple[int, list[dict[str, float]]]:
+def tune_faiss(
+    index: Any, item_ids: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int, target: float
+) -> tuple[int, list[dict[str, float]]]:
     """The smallest ``nprobe`` (lists searched) whose recall@k reaches ``target``.
 
     Returns:
@@ -68,8 +69,15 @@ def tune_faiss(index: Any, item_ids: np.ndarray, queries: np.ndarray, truth: np.
     return chosen, tried
 
 
-def tune_scann(embeddings: np.ndarray, item_ids: np.ndarray, queries: np.ndarray, truth: np.ndarray, k: int,
-               base: dict[str, int], target: float) -> tuple[dict[str, int], list[dict[str, float]]]:
+def tune_scann(
+    embeddings: np.ndarray,
+    item_ids: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    base: dict[str, int],
+    target: float,
+) -> tuple[dict[str, int], list[dict[str, float]]]:
     """The cheapest ScaNN search settings (leaves searched, then candidates re-scored exactly)
     whose recall@k reaches ``target``; the leaves and quantisation of ``base`` are kept.
 
@@ -93,8 +101,14 @@ def tune_scann(embeddings: np.ndarray, item_ids: np.ndarray, queries: np.ndarray
             ms = 1000 * (time.perf_counter() - start) / max(len(queries), 1)
             found = np.array([[int(x) if x else -1 for x in row] for row in ids.numpy().astype(str)])
             value = recall_against(found, truth)
-            tried.append({"num_leaves_to_search": leaves, "num_reordering_candidates": reorder,
-                          "recall": round(value, 4), "ms_per_query": round(ms, 4)})
+            tried.append(
+                {
+                    "num_leaves_to_search": leaves,
+                    "num_reordering_candidates": reorder,
+                    "recall": round(value, 4),
+                    "ms_per_query": round(ms, 4),
+                }
+            )
             if value >= target:
                 return cfg, tried
     return settings, tried

@@ -51,7 +51,7 @@ class Catalogue:
     titles: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_table(cls, items: pa.Table, widths: dict[str, int]) -> "Catalogue":
+    def from_table(cls, items: pa.Table, widths: dict[str, int]) -> Catalogue:
         """Build from the features step's ``items.parquet`` (sorted by item id)."""
         items = items.sort_by("item_id")
         years = items.column("year").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -78,6 +78,7 @@ class Catalogue:
 
     def to_table(self) -> pa.Table:
         """The catalogue as a table that :meth:`from_table` reads back identically."""
+
         def unpad(matrix: np.ndarray) -> list[list[str]]:
             return [[t for t in row if t] for row in matrix.tolist()]
 
@@ -123,7 +124,7 @@ class UserDirectory:
     columns: dict[str, np.ndarray]
 
     @classmethod
-    def from_table(cls, users: pa.Table) -> "UserDirectory":
+    def from_table(cls, users: pa.Table) -> UserDirectory:
         """Build from the prepared ``users.parquet``."""
         users = users.sort_by("user_id")
         columns: dict[str, np.ndarray] = {}
@@ -138,7 +139,11 @@ class UserDirectory:
         """Demographic inputs for ``user_ids``; unknown users get ``nan`` age and ``""``."""
         user_ids = np.asarray(user_ids, dtype=np.int64)
         pos = np.minimum(np.searchsorted(self.user_id, user_ids), max(self.user_id.size - 1, 0))
-        found = (self.user_id.size > 0) & (self.user_id[pos] == user_ids) if self.user_id.size else np.zeros(user_ids.shape, bool)
+        found = (
+            (self.user_id.size > 0) & (self.user_id[pos] == user_ids)
+            if self.user_id.size
+            else np.zeros(user_ids.shape, bool)
+        )
         out: dict[str, np.ndarray] = {}
         for name, values in self.columns.items():
             if name == "age":
@@ -157,8 +162,9 @@ def user_histories(events: pa.Table) -> dict[int, np.ndarray]:
     return {int(users[s]): items[s:e] for s, e in zip(bounds[:-1], bounds[1:]) if e > s}
 
 
-def query_features(user_ids: np.ndarray, histories: list[np.ndarray], users: UserDirectory | None,
-                   history_len: int) -> dict[str, np.ndarray]:
+def query_features(
+    user_ids: np.ndarray, histories: list[np.ndarray], users: UserDirectory | None, history_len: int
+) -> dict[str, np.ndarray]:
     """Query-tower input dict: ids, padded histories, and demographics when known."""
     out = {"user_id": np.asarray(user_ids, dtype=np.int64), "history": pad_ids(histories, history_len)}
     if users is not None:

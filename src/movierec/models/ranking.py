@@ -27,22 +27,26 @@ class PointwiseRanker(tfrs.Model):
     statistics from the training pairs; demographics are embedded.
     """
 
-    def __init__(self, config: dict[str, Any], means: np.ndarray, stds: np.ndarray,
-                 categories: dict[str, list[str]]):
+    def __init__(self, config: dict[str, Any], means: np.ndarray, stds: np.ndarray, categories: dict[str, list[str]]):
         super().__init__()
         self.means = tf.constant(means, tf.float32)
         self.stds = tf.constant(stds, tf.float32)
-        self.lookups = {n: keras.layers.StringLookup(vocabulary=categories[n] or ["<none>"], mask_token=None,
-                                                     num_oov_indices=1) for n in CATEGORICAL_FEATURES}
+        self.lookups = {
+            n: keras.layers.StringLookup(vocabulary=categories[n] or ["<none>"], mask_token=None, num_oov_indices=1)
+            for n in CATEGORICAL_FEATURES
+        }
         self.embeds = {n: keras.layers.Embedding(len(categories[n] or ["<none>"]) + 1, 4) for n in CATEGORICAL_FEATURES}
         units = [int(u) for u in config["hidden_units"]]
         self.trunk = keras.Sequential([keras.layers.Dense(u, activation="relu") for u in units])
         self.click = keras.layers.Dense(1)
         self.rating = keras.Sequential([keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
-        self.click_task = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                                             metrics=[keras.metrics.AUC(from_logits=True, name="auc")])
-        self.rating_task = tfrs.tasks.Ranking(loss=keras.losses.MeanSquaredError(),
-                                              metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")])
+        self.click_task = tfrs.tasks.Ranking(
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
+        )
+        self.rating_task = tfrs.tasks.Ranking(
+            loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")]
+        )
         self.rating_weight = float(config.get("rating_weight", 0.2))
 
     def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -51,14 +55,17 @@ class PointwiseRanker(tfrs.Model):
         parts += [self.embeds[n](self.lookups[n](inputs[n])) for n in CATEGORICAL_FEATURES]
         hidden = self.trunk(tf.concat(parts, axis=1))
         # the rating head learns a correction to the user's and the item's mean ratings
-        prior = 0.5 * (tf.cast(inputs["user_mean_rating"], tf.float32) + tf.cast(inputs["item_mean_rating"], tf.float32))
+        prior = 0.5 * (
+            tf.cast(inputs["user_mean_rating"], tf.float32) + tf.cast(inputs["item_mean_rating"], tf.float32)
+        )
         return {"logit": self.click(hidden)[:, 0], "rating": prior + self.rating(hidden)[:, 0]}
 
     def compute_loss(self, features: dict[str, Any], training: bool = False) -> tf.Tensor:
         outputs = self(features["inputs"], training=training)
         click = self.click_task(labels=features["label"][:, None], predictions=outputs["logit"][:, None])
-        rating = self.rating_task(labels=features["rating"][:, None], predictions=outputs["rating"][:, None],
-                                  sample_weight=features["label"])
+        rating = self.rating_task(
+            labels=features["rating"][:, None], predictions=outputs["rating"][:, None], sample_weight=features["label"]
+        )
         return click + self.rating_weight * rating
 
 
@@ -79,12 +86,15 @@ class FittedRanker:
             out = self.model(chunk)
             scores.append(tf.sigmoid(out["logit"]).numpy())
             ratings.append(out["rating"].numpy())
-        return (np.concatenate(scores) if scores else np.zeros(0, np.float32),
-                np.concatenate(ratings) if ratings else np.zeros(0, np.float32))
+        return (
+            np.concatenate(scores) if scores else np.zeros(0, np.float32),
+            np.concatenate(ratings) if ratings else np.zeros(0, np.float32),
+        )
 
 
-def candidate_rows(ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray, k: int,
-                   exclude: list[np.ndarray]) -> np.ndarray:
+def candidate_rows(
+    ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray, k: int, exclude: list[np.ndarray]
+) -> np.ndarray:
     """The chain's first stage: top-``k`` catalogue rows per user, seen items excluded.
 
     Users with a history are served by the retrieval embeddings (blended with the item
@@ -105,15 +115,22 @@ def candidate_rows(ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray,
             if blender is not None:  # the towers blended with the history's item neighbours
                 row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history))
             row[seen] = -np.inf
-            top = np.argpartition(-row, min(k, row.size - 1))[: k]
+            top = np.argpartition(-row, min(k, row.size - 1))[:k]
             ranked = top[np.argsort(-row[top], kind="stable")]
             ranked = ranked[np.isfinite(row[ranked])]
         out[i, : ranked.size] = ranked
     return out
 
 
-def training_pairs(ctx: RankingContext, query_of: dict[int, np.ndarray], labels: pa.Table, k: int,
-                   random_negatives: int, seed: int, positives_in_candidates: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+def training_pairs(
+    ctx: RankingContext,
+    query_of: dict[int, np.ndarray],
+    labels: pa.Table,
+    k: int,
+    random_negatives: int,
+    seed: int,
+    positives_in_candidates: bool = True,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Pairs for the label window: its events are positives; retrieved candidates the user
     did not touch are hard negatives; random catalogue items are easy negatives.
 
@@ -154,8 +171,14 @@ def training_pairs(ctx: RankingContext, query_of: dict[int, np.ndarray], labels:
     return feats, np.asarray(pair_labels, np.float32), np.asarray(pair_ratings, np.float32)
 
 
-def fit_ranker(features: dict[str, np.ndarray], labels: np.ndarray, ratings: np.ndarray, config: dict[str, Any],
-               seed: int, label: str = "ranking") -> FittedRanker:
+def fit_ranker(
+    features: dict[str, np.ndarray],
+    labels: np.ndarray,
+    ratings: np.ndarray,
+    config: dict[str, Any],
+    seed: int,
+    label: str = "ranking",
+) -> FittedRanker:
     """Train the ranker on prepared pairs."""
     keras.utils.set_random_seed(seed)
     dense = np.stack([features[n] for n in DENSE_FEATURES], axis=1)
@@ -165,8 +188,12 @@ def fit_ranker(features: dict[str, np.ndarray], labels: np.ndarray, ratings: np.
     model = PointwiseRanker(config, means, stds, categories)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
     data = {"inputs": features, "label": labels, "rating": ratings}
-    dataset = (tf.data.Dataset.from_tensor_slices(data).shuffle(len(labels), seed=seed)
-               .batch(int(config["batch_size"])).prefetch(tf.data.AUTOTUNE))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(data)
+        .shuffle(len(labels), seed=seed)
+        .batch(int(config["batch_size"]))
+        .prefetch(tf.data.AUTOTUNE)
+    )
     fitted = FittedRanker(model, config)
     for epoch in tqdm(range(1, int(config["epochs"]) + 1), desc=label, unit="epoch", file=sys.stderr, leave=False):
         logs = model.fit(dataset, epochs=1, verbose=0).history
@@ -174,8 +201,9 @@ def fit_ranker(features: dict[str, np.ndarray], labels: np.ndarray, ratings: np.
     return fitted
 
 
-def rerank(ranker: FittedRanker, ctx: RankingContext, user_ids: np.ndarray, query: np.ndarray,
-           cands: np.ndarray) -> np.ndarray:
+def rerank(
+    ranker: FittedRanker, ctx: RankingContext, user_ids: np.ndarray, query: np.ndarray, cands: np.ndarray
+) -> np.ndarray:
     """Reorder each user's candidate rows by the ranker's interaction probability."""
     out = np.full_like(cands, -1)
     valid = cands >= 0

@@ -45,7 +45,9 @@ def save_ranker(fitted: Any, out_dir: Path, extra: dict[str, Any] | None = None)
     meta = {
         "inputs": {n: {"dtype": s.dtype.name, "shape": [None]} for n, s in ranker_signature().items()},
         "outputs": {"score": "probability that the user interacts", "rating": "predicted rating"},
-        "config": fitted.config, "training_history": fitted.history, **(extra or {}),
+        "config": fitted.config,
+        "training_history": fitted.history,
+        **(extra or {}),
     }
     (out_dir / RANKER_META).write_text(json.dumps(meta, indent=1, default=float))
     return meta
@@ -56,8 +58,9 @@ def save_ease(weights: Any, tau: float, out_dir: Path) -> None:
     import scipy.sparse as sp
 
     sp.save_npz(Path(out_dir) / EASE_FILE, weights.tocsr(), compressed=True)
-    (Path(out_dir) / "ease.json").write_text(json.dumps({"tau": float(tau), "shape": list(weights.shape),
-                                                         "entries": int(weights.nnz)}))
+    (Path(out_dir) / "ease.json").write_text(
+        json.dumps({"tau": float(tau), "shape": list(weights.shape), "entries": int(weights.nnz)})
+    )
 
 
 def load_ease(directory: Path, n_items: int) -> tuple[Any, float] | None:
@@ -97,6 +100,7 @@ class RatingBiases:
 
     def predict(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
         """Predicted ratings, clipped to the half-star scale's range."""
+
         def lookup(ids: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
             ids = np.asarray(ids, np.int64)
             if keys.size == 0:
@@ -104,15 +108,24 @@ class RatingBiases:
             pos = np.minimum(np.searchsorted(keys, ids), keys.size - 1)
             return np.where(keys[pos] == ids, values[pos], 0.0)
 
-        pred = self.mean + lookup(user_ids, self.user_ids, self.user_bias) + lookup(item_ids, self.item_ids,
-                                                                                   self.item_bias)
+        pred = (
+            self.mean
+            + lookup(user_ids, self.user_ids, self.user_bias)
+            + lookup(item_ids, self.item_ids, self.item_bias)
+        )
         return np.clip(pred, 0.5, 5.0).astype(np.float32)
 
 
 def save_rating_biases(model: Any, out_dir: Path) -> None:
     """Write a fitted :class:`movierec.baselines.BiasBaseline`'s arrays beside the ranker."""
-    np.savez(Path(out_dir) / RATING_FILE, mean=np.array(model.mean_), user_ids=model.users_.ids,
-             user_bias=model.user_bias_, item_ids=model.items_.ids, item_bias=model.item_bias_)
+    np.savez(
+        Path(out_dir) / RATING_FILE,
+        mean=np.array(model.mean_),
+        user_ids=model.users_.ids,
+        user_bias=model.user_bias_,
+        item_ids=model.items_.ids,
+        item_bias=model.item_bias_,
+    )
 
 
 def load_rating_biases(directory: Path) -> RatingBiases | None:
@@ -121,8 +134,13 @@ def load_rating_biases(directory: Path) -> RatingBiases | None:
     if not path.exists():
         return None
     with np.load(path) as arrays:
-        return RatingBiases(float(arrays["mean"]), arrays["user_ids"].astype(np.int64), arrays["user_bias"],
-                            arrays["item_ids"].astype(np.int64), arrays["item_bias"])
+        return RatingBiases(
+            float(arrays["mean"]),
+            arrays["user_ids"].astype(np.int64),
+            arrays["user_bias"],
+            arrays["item_ids"].astype(np.int64),
+            arrays["item_bias"],
+        )
 
 
 def load_ranker(directory: Path) -> Any:
@@ -167,7 +185,7 @@ class NumpyRanker:
         self.trunk, self.click, self.rating = (dense_layers(arrays, p) for p in ("trunk", "click", "rating"))
 
     @classmethod
-    def load(cls, directory: Path) -> "NumpyRanker | None":
+    def load(cls, directory: Path) -> NumpyRanker | None:
         """The fast path of an exported ranker, or None when the export has no weights file."""
         arrays = load_arrays(Path(directory) / WEIGHTS_FILE)
         return None if arrays is None else cls(arrays)
@@ -186,6 +204,7 @@ class NumpyRanker:
         logit = (hidden @ self.click[0][0] + self.click[0][1])[:, 0]
         r = np.maximum(hidden @ self.rating[0][0] + self.rating[0][1], 0.0)
         r = (r @ self.rating[1][0] + self.rating[1][1])[:, 0]
-        prior = 0.5 * (np.asarray(features["user_mean_rating"], np.float32)
-                       + np.asarray(features["item_mean_rating"], np.float32))
+        prior = 0.5 * (
+            np.asarray(features["user_mean_rating"], np.float32) + np.asarray(features["item_mean_rating"], np.float32)
+        )
         return 1.0 / (1.0 + np.exp(-logit)), prior + r

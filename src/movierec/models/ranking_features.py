@@ -21,11 +21,29 @@ from movierec.models.inputs import Catalogue, UserDirectory, user_histories
 
 DAY = 86_400
 DENSE_FEATURES = [
-    "retrieval_score", "item_log_count", "item_log_recent", "item_recent_share", "item_mean_rating",
-    "item_log_age_days", "item_year", "user_log_count", "user_mean_rating", "user_log_days_since_last",
-    "user_is_cold", "user_age", "user_age_known", "genre_affinity", "genre_affinity_max",
-    "history_similarity", "history_similarity_max", "recent_similarity", "cooccurrence", "cooccurrence_mean",
-    "ease_score", "ease_recency_score", "genre_affinity_recent",
+    "retrieval_score",
+    "item_log_count",
+    "item_log_recent",
+    "item_recent_share",
+    "item_mean_rating",
+    "item_log_age_days",
+    "item_year",
+    "user_log_count",
+    "user_mean_rating",
+    "user_log_days_since_last",
+    "user_is_cold",
+    "user_age",
+    "user_age_known",
+    "genre_affinity",
+    "genre_affinity_max",
+    "history_similarity",
+    "history_similarity_max",
+    "recent_similarity",
+    "cooccurrence",
+    "cooccurrence_mean",
+    "ease_score",
+    "ease_recency_score",
+    "genre_affinity_recent",
 ]
 CATEGORICAL_FEATURES = ["gender", "occupation"]
 
@@ -82,10 +100,18 @@ class RankingContext:
         return cached
 
     @classmethod
-    def build(cls, known: pa.Table, catalogue: Catalogue, item_embeddings: np.ndarray,
-              users: UserDirectory | None, cut: int, neighbours: int = 100,
-              ease: tuple[float, float] | None = None, ease_neighbours: int = 200,
-              blend: Any = None) -> "RankingContext":
+    def build(
+        cls,
+        known: pa.Table,
+        catalogue: Catalogue,
+        item_embeddings: np.ndarray,
+        users: UserDirectory | None,
+        cut: int,
+        neighbours: int = 100,
+        ease: tuple[float, float] | None = None,
+        ease_neighbours: int = 200,
+        blend: Any = None,
+    ) -> RankingContext:
         """Index the known events for fast per-pair lookups.
 
         Args:
@@ -95,9 +121,15 @@ class RankingContext:
         """
         empty = pa.table({"user_id": pa.array([], pa.int64())})
         stats = user_features(known, empty, cut)
-        user_stats = {int(u): (float(c), float(m), float(d)) for u, c, m, d in zip(
-            stats.column("user_id").to_pylist(), stats.column("n_interactions").to_pylist(),
-            stats.column("mean_rating").to_pylist(), stats.column("days_since_last").to_pylist())}
+        user_stats = {
+            int(u): (float(c), float(m), float(d))
+            for u, c, m, d in zip(
+                stats.column("user_id").to_pylist(),
+                stats.column("n_interactions").to_pylist(),
+                stats.column("mean_rating").to_pylist(),
+                stats.column("days_since_last").to_pylist(),
+            )
+        }
         ratings = known.column("rating").to_numpy()
         from movierec.baselines.itemknn import ItemKNN
         from movierec.data.matrix import InteractionMatrix, Vocab
@@ -108,8 +140,19 @@ class RankingContext:
         if ease is not None:
             ease_weights = ease_matrix(known, catalogue, float(ease[0]), ease_neighbours)
             tau = float(ease[1])
-        return cls(catalogue, item_embeddings, user_histories(known), user_stats, users, int(cut),
-                   float(ratings.mean()) if ratings.size else 3.0, similarity, ease_weights, tau, blend=blend)
+        return cls(
+            catalogue,
+            item_embeddings,
+            user_histories(known),
+            user_stats,
+            users,
+            int(cut),
+            float(ratings.mean()) if ratings.size else 3.0,
+            similarity,
+            ease_weights,
+            tau,
+            blend=blend,
+        )
 
     def genre_matrix(self) -> tuple[np.ndarray, list[str]]:
         """Binary (n_items, n_genres) matrix over the catalogue's genre names."""
@@ -133,8 +176,13 @@ def ease_matrix(known: pa.Table, catalogue: Catalogue, l2: float, neighbours: in
     return pruned_weights(GramEigen.from_data(matrix, max_items=len(catalogue)), l2, neighbours)
 
 
-def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarray,
-                  query_embeddings: np.ndarray, recent_items: int = 10) -> dict[str, np.ndarray]:
+def pair_features(
+    ctx: RankingContext,
+    user_ids: np.ndarray,
+    item_rows: np.ndarray,
+    query_embeddings: np.ndarray,
+    recent_items: int = 10,
+) -> dict[str, np.ndarray]:
     """Named feature columns for each (user, catalogue row) pair.
 
     Args:
@@ -209,14 +257,24 @@ def pair_features(ctx: RankingContext, user_ids: np.ndarray, item_rows: np.ndarr
             block = ctx.ease[rows][:, columns].toarray()  # (history, candidates)
             ease_plain[idx] = block.sum(axis=0)
             ease_recent[idx] = weights @ block
-    out.update({
-        "user_log_count": np.log1p(counts), "user_mean_rating": means,
-        "user_log_days_since_last": np.log1p(since), "user_is_cold": (counts == 0).astype(np.float32),
-        "genre_affinity": affinity, "genre_affinity_max": affinity_max,
-        "history_similarity": similarity, "history_similarity_max": similarity_max,
-        "recent_similarity": recent_similarity, "cooccurrence": cooc, "cooccurrence_mean": cooc_mean,
-        "ease_score": ease_plain, "ease_recency_score": ease_recent, "genre_affinity_recent": affinity_recent,
-    })
+    out.update(
+        {
+            "user_log_count": np.log1p(counts),
+            "user_mean_rating": means,
+            "user_log_days_since_last": np.log1p(since),
+            "user_is_cold": (counts == 0).astype(np.float32),
+            "genre_affinity": affinity,
+            "genre_affinity_max": affinity_max,
+            "history_similarity": similarity,
+            "history_similarity_max": similarity_max,
+            "recent_similarity": recent_similarity,
+            "cooccurrence": cooc,
+            "cooccurrence_mean": cooc_mean,
+            "ease_score": ease_plain,
+            "ease_recency_score": ease_recent,
+            "genre_affinity_recent": affinity_recent,
+        }
+    )
     demo = ctx.users.lookup(user_ids) if ctx.users is not None else {}
     age = demo.get("age", np.full(n, np.nan, np.float32))
     out["user_age"] = np.nan_to_num((age - 30.0) / 12.0, nan=0.0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,12 +46,24 @@ class TwoTowerModel(tfrs.Model):
 
     def __init__(self, vocab: dict[str, Any], config: dict[str, Any], catalogue: Catalogue):
         super().__init__()
-        self.query_tower = QueryTower(vocab, config["query"] | {"embedding_dim": config["embedding_dim"],
-                                                                "hidden_units": config["hidden_units"],
-                                                                "normalize": config["normalize"]})
-        self.candidate_tower = CandidateTower(vocab, config["candidate"] | {"embedding_dim": config["embedding_dim"],
-                                                                            "hidden_units": config["hidden_units"],
-                                                                            "normalize": config["normalize"]})
+        self.query_tower = QueryTower(
+            vocab,
+            config["query"]
+            | {
+                "embedding_dim": config["embedding_dim"],
+                "hidden_units": config["hidden_units"],
+                "normalize": config["normalize"],
+            },
+        )
+        self.candidate_tower = CandidateTower(
+            vocab,
+            config["candidate"]
+            | {
+                "embedding_dim": config["embedding_dim"],
+                "hidden_units": config["hidden_units"],
+                "normalize": config["normalize"],
+            },
+        )
         self.logq = bool(config["logq"])
         temperature = config.get("temperature")
         self.task = tfrs.tasks.Retrieval(temperature=temperature, remove_accidental_hits=True)
@@ -102,8 +115,9 @@ class FittedRetrieval:
         return np.concatenate(out) if out else np.zeros((0, int(self.config["embedding_dim"])), np.float32)
 
 
-def make_dataset(events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any],
-                 seed: int) -> tf.data.Dataset:
+def make_dataset(
+    events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any], seed: int
+) -> tf.data.Dataset:
     """Shuffled batches of (query features, item row, sampling probability), one per event."""
     user_ids, hist, item_ids, _ = training_examples(events, int(config["history_len"]))
     rows = catalogue.rows_of(item_ids)
@@ -111,19 +125,30 @@ def make_dataset(events: pa.Table, catalogue: Catalogue, users: UserDirectory | 
     query: dict[str, np.ndarray] = {"user_id": user_ids[keep], "history": hist[keep]}
     if users is not None:
         query.update(users.lookup(user_ids[keep]))
-    data = {"query": query, "item_row": rows[keep],
-            "sampling_probability": sampling_probability(item_ids[keep], catalogue)}
+    data = {
+        "query": query,
+        "item_row": rows[keep],
+        "sampling_probability": sampling_probability(item_ids[keep], catalogue),
+    }
     n = int(keep.sum())
-    return (tf.data.Dataset.from_tensor_slices(data)
-            .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-            .batch(int(config["batch_size"]), drop_remainder=False)
-            .prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices(data)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(int(config["batch_size"]), drop_remainder=False)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def fit_retrieval(events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any],
-                  seed: int, epochs: int | None = None,
-                  on_epoch: Callable[[int, "FittedRetrieval"], dict[str, float]] | None = None,
-                  label: str = "retrieval") -> FittedRetrieval:
+def fit_retrieval(
+    events: pa.Table,
+    catalogue: Catalogue,
+    users: UserDirectory | None,
+    config: dict[str, Any],
+    seed: int,
+    epochs: int | None = None,
+    on_epoch: Callable[[int, FittedRetrieval], dict[str, float]] | None = None,
+    label: str = "retrieval",
+) -> FittedRetrieval:
     """Train a two-tower model on ``events``.
 
     Args:
@@ -142,8 +167,7 @@ def fit_retrieval(events: pa.Table, catalogue: Catalogue, users: UserDirectory |
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users,
-                        int(config.get("min_token_count", 2)))
+    vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users, int(config.get("min_token_count", 2)))
     model = TwoTowerModel(vocab, config, catalogue)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
     dataset = make_dataset(events, catalogue, users, config, seed)

@@ -10,8 +10,9 @@ that namespace allowed, and ``scann`` must be imported before it is loaded.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -34,8 +35,9 @@ def query_specs(query_inputs: dict[str, dict[str, Any]]) -> dict[str, tf.TensorS
     Returns:
         name -> ``tf.TensorSpec`` with the same dtype, shape and name.
     """
-    return {name: tf.TensorSpec(spec["shape"], tf.as_dtype(spec["dtype"]), name=name)
-            for name, spec in query_inputs.items()}
+    return {
+        name: tf.TensorSpec(spec["shape"], tf.as_dtype(spec["dtype"]), name=name) for name, spec in query_inputs.items()
+    }
 
 
 class QueryEmbedding(tf.keras.layers.Layer):
@@ -63,12 +65,21 @@ class TopKModule(tf.Module):
         # ScaNN pads rows whose searched leaves hold fewer than k items with NaN scores and
         # row 0's id: mark those slots as empty (-1, -inf), like search_faiss does
         found = tf.math.logical_not(tf.math.is_nan(scores))
-        return {"scores": tf.where(found, scores, tf.constant(-np.inf, tf.float32)),
-                "item_ids": tf.where(found, tf.cast(ids, tf.int64), tf.constant(EMPTY_ID, tf.int64))}
+        return {
+            "scores": tf.where(found, scores, tf.constant(-np.inf, tf.float32)),
+            "item_ids": tf.where(found, tf.cast(ids, tf.int64), tf.constant(EMPTY_ID, tf.int64)),
+        }
 
 
-def build_topk(kind: str, query_model: tf.keras.layers.Layer, embeddings: np.ndarray, item_ids: np.ndarray,
-               specs: dict[str, tf.TensorSpec], k: int, scann: dict[str, int] | None = None) -> TopKModule:
+def build_topk(
+    kind: str,
+    query_model: tf.keras.layers.Layer,
+    embeddings: np.ndarray,
+    item_ids: np.ndarray,
+    specs: dict[str, tf.TensorSpec],
+    k: int,
+    scann: dict[str, int] | None = None,
+) -> TopKModule:
     """Index ``embeddings`` in a BruteForce or ScaNN layer and trace its serving signature.
 
     Args:

@@ -28,8 +28,9 @@ class IdEmbedding(keras.layers.Layer):
 
     def __init__(self, vocabulary: np.ndarray, dim: int, name: str, **kwargs: Any):
         super().__init__(name=name, **kwargs)
-        self.lookup = keras.layers.IntegerLookup(vocabulary=np.asarray(vocabulary, np.int64), num_oov_indices=1,
-                                                 mask_token=None, output_mode="int")
+        self.lookup = keras.layers.IntegerLookup(
+            vocabulary=np.asarray(vocabulary, np.int64), num_oov_indices=1, mask_token=None, output_mode="int"
+        )
         self.embed = keras.layers.Embedding(len(vocabulary) + 1, dim, embeddings_initializer="glorot_uniform")
 
     def call(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -76,16 +77,23 @@ class QueryTower(keras.Model):
         self.normalize = bool(config.get("normalize", True))
         self.user_id = IdEmbedding(vocab["user_id"], dim, "user_id_embedding") if self.use_id else None
         self.history = IdEmbedding(vocab["item_id"], dim, "history_embedding") if self.use_history else None
-        self.gru = (keras.layers.GRU(dim, name="history_gru")
-                    if self.use_history and self.sequence == "gru" else None)
+        self.gru = keras.layers.GRU(dim, name="history_gru") if self.use_history and self.sequence == "gru" else None
         self.demographics = [n for n in ("age", "gender", "occupation") if n in vocab] if self.use_features else []
         self.age_stats = vocab.get("age_stats", (0.0, 1.0))
-        self.categorical = {n: keras.layers.StringLookup(vocabulary=[v for v in vocab[n] if v], mask_token=None,
-                                                         num_oov_indices=1) for n in self.demographics if n != "age"}
+        self.categorical = {
+            n: keras.layers.StringLookup(vocabulary=[v for v in vocab[n] if v], mask_token=None, num_oov_indices=1)
+            for n in self.demographics
+            if n != "age"
+        }
         self.categorical_embed = {n: keras.layers.Embedding(len(vocab[n]) + 2, 8) for n in self.categorical}
         self.bare = self.use_id and not (self.use_history or self.demographics)
-        self.hidden = None if self.bare else keras.Sequential(
-            [keras.layers.Dense(int(config["hidden_units"]), activation="relu"), keras.layers.Dense(dim)])
+        self.hidden = (
+            None
+            if self.bare
+            else keras.Sequential(
+                [keras.layers.Dense(int(config["hidden_units"]), activation="relu"), keras.layers.Dense(dim)]
+            )
+        )
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         parts = []
@@ -134,8 +142,9 @@ class CandidateTower(keras.Model):
             self.year_edges = list(vocab["year_edges"])
             self.year_embed = keras.layers.Embedding(len(self.year_edges) + 2, 8)
             self.year_stats = vocab["year_stats"]
-            self.hidden = keras.Sequential([keras.layers.Dense(int(config["hidden_units"]), activation="relu"),
-                                            keras.layers.Dense(dim)])
+            self.hidden = keras.Sequential(
+                [keras.layers.Dense(int(config["hidden_units"]), activation="relu"), keras.layers.Dense(dim)]
+            )
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         emb, _ = self.item_id(inputs["item_id"])
@@ -144,8 +153,13 @@ class CandidateTower(keras.Model):
         year = tf.cast(inputs["year"], tf.float32)
         bucket = tf.raw_ops.Bucketize(input=year, boundaries=self.year_edges)
         mean, std = self.year_stats
-        parts = [emb, self.genres(inputs["genres"]), self.title(inputs["title_tokens"]),
-                 self.year_embed(bucket), ((year - mean) / std)[:, None]]
+        parts = [
+            emb,
+            self.genres(inputs["genres"]),
+            self.title(inputs["title_tokens"]),
+            self.year_embed(bucket),
+            ((year - mean) / std)[:, None],
+        ]
         if self.tags is not None:
             parts.append(self.tags(inputs["tags"]))
         out = self.hidden(tf.concat(parts, axis=1))

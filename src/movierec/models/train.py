@@ -34,10 +34,10 @@ from movierec.errors import DataError
 from movierec.evaluation import ranking_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_dir, atomic_file, write_json
+from movierec.models.blend import Blend
 from movierec.models.context import Periods
 from movierec.models.inputs import Catalogue, user_histories
 from movierec.models.ranking import candidate_rows
-from movierec.models.blend import Blend
 from movierec.models.ranking_features import RankingContext, ease_matrix
 from movierec.models.retrieval import FittedRetrieval, fit_retrieval
 
@@ -52,8 +52,16 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def first_stage(fitted: Any, known: pa.Table, catalogue: Catalogue, users: Any, cut: int, evalset: EvalSet,
-                k: int, ease: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray, RankingContext]:
+def first_stage(
+    fitted: Any,
+    known: pa.Table,
+    catalogue: Catalogue,
+    users: Any,
+    cut: int,
+    evalset: EvalSet,
+    k: int,
+    ease: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, RankingContext]:
     """Candidate rows for every evaluated user (warm: the towers; cold: recent popularity).
 
     ``ease`` (``(l2, tau)``) also fits the EASE ranking features into the returned context.
@@ -63,11 +71,13 @@ def first_stage(fitted: Any, known: pa.Table, catalogue: Catalogue, users: Any, 
     """
     if not np.array_equal(catalogue.item_id, evalset.items.ids):
         raise ValueError("the catalogue and the evaluation's known items differ")
-    ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut, ease=ease,
-                               blend=Blend.from_config(fitted.config))
+    ctx = RankingContext.build(
+        known, catalogue, fitted.embed_items(), users, cut, ease=ease, blend=Blend.from_config(fitted.config)
+    )
     histories = user_histories(known)
-    query = fitted.embed_users(evalset.user_ids, [histories.get(int(u), np.array([], np.int64))
-                                                  for u in evalset.user_ids])
+    query = fitted.embed_users(
+        evalset.user_ids, [histories.get(int(u), np.array([], np.int64)) for u in evalset.user_ids]
+    )
     seen = [evalset.history[i].indices for i in range(len(evalset.user_ids))]
     return candidate_rows(ctx, query, evalset.user_ids, k, seen), query, ctx
 
@@ -89,8 +99,16 @@ def _write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], served_dir: Path | None, work_dir: Path,
-                    recs_dir: Path, reports_dir: Path, save_towers_fn: Any) -> dict[str, Any]:
+def train_retrieval(
+    periods: Periods,
+    params: dict[str, Any],
+    seeds: list[int],
+    served_dir: Path | None,
+    work_dir: Path,
+    recs_dir: Path,
+    reports_dir: Path,
+    save_towers_fn: Any,
+) -> dict[str, Any]:
     """For each seed: select epochs on validation, refit, list the test users' top 100; export the served towers.
 
     Args:
@@ -123,33 +141,55 @@ def train_retrieval(periods: Periods, params: dict[str, Any], seeds: list[int], 
             r_train, epochs, best = select_epochs(periods, config, seed, valid_eval, select)
             if seed == seeds[0]:
                 _write_curve(reports_dir / "plots" / "retrieval_epochs.csv", r_train.history)
-            r_tv = fit_retrieval(periods.train_valid, periods.catalogue_test, periods.users, config, seed,
-                                 epochs=epochs, label=f"retrieval (train+valid, seed {seed})")
-            rows, _, _ = first_stage(r_tv, periods.train_valid, periods.catalogue_test, periods.users,
-                                     periods.test_start, test_eval, 100)
-            write_recs(recs_tmp / f"retrieval.seed{seed}.parquet", test_eval.user_ids, rows,
-                       periods.catalogue_test.item_id)
+            r_tv = fit_retrieval(
+                periods.train_valid,
+                periods.catalogue_test,
+                periods.users,
+                config,
+                seed,
+                epochs=epochs,
+                label=f"retrieval (train+valid, seed {seed})",
+            )
+            rows, _, _ = first_stage(
+                r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, 100
+            )
+            write_recs(
+                recs_tmp / f"retrieval.seed{seed}.parquet", test_eval.user_ids, rows, periods.catalogue_test.item_id
+            )
             save_towers_fn(r_train, work_tmp / f"seed{seed}" / "retrieval_train", widths)
             save_towers_fn(r_tv, work_tmp / f"seed{seed}" / "retrieval_train_valid", widths)
             per_seed[str(seed)] = {"chosen_epochs": epochs, "valid_best": round(best, 6)}
             if seed == seeds[0] and served_dir is not None:
                 served = r_tv
                 if params.get("final_fit_all", True):
-                    served = fit_retrieval(periods.everything, periods.catalogue_all, periods.users, config, seed,
-                                           epochs=epochs, label="retrieval (all events, served)")
+                    served = fit_retrieval(
+                        periods.everything,
+                        periods.catalogue_all,
+                        periods.users,
+                        config,
+                        seed,
+                        epochs=epochs,
+                        label="retrieval (all events, served)",
+                    )
         if served_dir is not None:
             assert served is not None
             publish(served_dir, lambda staging: save_towers_fn(served, staging, widths))
-    report = {"seeds": seeds, "per_seed": per_seed, "chosen_epochs": per_seed[str(seeds[0])]["chosen_epochs"],
-              "select_metric": f"warm {select}", "valid_best": per_seed[str(seeds[0])]["valid_best"],
-              "served_seed": seeds[0],
-              "served_fitted_on": "all events" if params.get("final_fit_all", True) else "train+valid"}
+    report = {
+        "seeds": seeds,
+        "per_seed": per_seed,
+        "chosen_epochs": per_seed[str(seeds[0])]["chosen_epochs"],
+        "select_metric": f"warm {select}",
+        "valid_best": per_seed[str(seeds[0])]["valid_best"],
+        "served_seed": seeds[0],
+        "served_fitted_on": "all events" if params.get("final_fit_all", True) else "train+valid",
+    }
     write_json(reports_dir / "retrieval.json", report)
     return report
 
 
-def select_epochs(periods: Periods, config: dict[str, Any], seed: int, valid_eval: EvalSet,
-                  select: str = "recall@100") -> tuple[FittedRetrieval, int, float]:
+def select_epochs(
+    periods: Periods, config: dict[str, Any], seed: int, valid_eval: EvalSet, select: str = "recall@100"
+) -> tuple[FittedRetrieval, int, float]:
     """Fit on the training part and keep the epoch with the best validation ``select`` metric
     (on warm users).
 
@@ -159,17 +199,29 @@ def select_epochs(periods: Periods, config: dict[str, Any], seed: int, valid_eva
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "weights": None}
 
     def on_epoch(epoch: int, fitted: FittedRetrieval) -> dict[str, float]:
-        rows, _, _ = first_stage(fitted, periods.train, periods.catalogue_valid, periods.users,
-                                 periods.valid_start, valid_eval, 100)
+        rows, _, _ = first_stage(
+            fitted, periods.train, periods.catalogue_valid, periods.users, periods.valid_start, valid_eval, 100
+        )
         metrics = slice_metrics(rows, valid_eval, [10, 100])
         score = metrics.get("warm", metrics["all"])[select]
         if score > best["score"]:
             best.update(score=score, epoch=epoch, weights=fitted.model.get_weights())
-        return {f"valid_{s}_{m}": round(v, 6) for s, ms in metrics.items() for m, v in ms.items()
-                if m in ("recall@10", "ndcg@10", "recall@100")}
+        return {
+            f"valid_{s}_{m}": round(v, 6)
+            for s, ms in metrics.items()
+            for m, v in ms.items()
+            if m in ("recall@10", "ndcg@10", "recall@100")
+        }
 
-    fitted = fit_retrieval(periods.train, periods.catalogue_valid, periods.users, config, seed,
-                           on_epoch=on_epoch, label=f"retrieval (train, epochs on valid, seed {seed})")
+    fitted = fit_retrieval(
+        periods.train,
+        periods.catalogue_valid,
+        periods.users,
+        config,
+        seed,
+        on_epoch=on_epoch,
+        label=f"retrieval (train, epochs on valid, seed {seed})",
+    )
     fitted.model.set_weights(best["weights"])
     return fitted, int(best["epoch"]), float(best["score"])
 
@@ -199,8 +251,15 @@ def publish(dest: Path, write: Any) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], work_dir: Path, served_dir: Path | None,
-                  recs_dir: Path, reports_dir: Path) -> dict[str, Any]:
+def train_ranking(
+    periods: Periods,
+    params: dict[str, Any],
+    seeds: list[int],
+    work_dir: Path,
+    served_dir: Path | None,
+    recs_dir: Path,
+    reports_dir: Path,
+) -> dict[str, Any]:
     """For each seed: fit the ranker on the validation window, score the test chain; export the served ranker.
 
     Args:
@@ -217,8 +276,8 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
     Returns:
         The stage report (also written to ``reports/ranking.json``).
     """
-    from movierec.models.export import LoadedRetrieval
     from movierec.baselines.biases import BiasBaseline
+    from movierec.models.export import LoadedRetrieval
     from movierec.models.ranking_export import save_ease, save_ranker, save_rating_biases
 
     if not seeds:
@@ -232,65 +291,123 @@ def train_ranking(periods: Periods, params: dict[str, Any], seeds: list[int], wo
         for seed in seeds:
             seed_dir = Path(work_dir) / f"seed{seed}"
             if not (seed_dir / "retrieval_train").exists():
-                raise DataError(f"no retrieval models for seed {seed}; run `movierec train retrieval` with the "
-                                "same train.seeds first", path=seed_dir)
+                raise DataError(
+                    f"no retrieval models for seed {seed}; run `movierec train retrieval` with the "
+                    "same train.seeds first",
+                    path=seed_dir,
+                )
             r_train = LoadedRetrieval(seed_dir / "retrieval_train", periods.users)
             r_tv = LoadedRetrieval(seed_dir / "retrieval_train_valid", periods.users)
             ranker, n_pairs, positive_share = fit_ranker_on_window(
-                r_train, periods.train, periods.catalogue_valid, periods.valid_start, periods.valid, periods.users,
-                params, seed, ease, f"ranker (valid window, seed {seed})")
+                r_train,
+                periods.train,
+                periods.catalogue_valid,
+                periods.valid_start,
+                periods.valid,
+                periods.users,
+                params,
+                seed,
+                ease,
+                f"ranker (valid window, seed {seed})",
+            )
             chain, ctx, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease)
             write_recs(tmp / f"chain.seed{seed}.parquet", test_eval.user_ids, chain, periods.catalogue_test.item_id)
-            per_seed[str(seed)] = {"training_pairs": n_pairs, "positive_share": round(positive_share, 4),
-                                   "final_epoch": {m: round(v, 4) for m, v in ranker.history[-1].items()}}
+            per_seed[str(seed)] = {
+                "training_pairs": n_pairs,
+                "positive_share": round(positive_share, 4),
+                "final_epoch": {m: round(v, 4) for m, v in ranker.history[-1].items()},
+            }
             if seed != seeds[0]:
                 continue
             pred = rating_predictions(ranker, ctx, r_tv, periods)
             known = periods.train_valid
-            served_rating = BiasBaseline(reg=float(params.get("rating_reg", 10.0))).fit(
-                known.column("user_id").to_numpy(), known.column("item_id").to_numpy(),
-                known.column("rating").to_numpy()).predict(periods.test.column("user_id").to_numpy(),
-                                                           periods.test.column("item_id").to_numpy())
+            served_rating = (
+                BiasBaseline(reg=float(params.get("rating_reg", 10.0)))
+                .fit(
+                    known.column("user_id").to_numpy(),
+                    known.column("item_id").to_numpy(),
+                    known.column("rating").to_numpy(),
+                )
+                .predict(periods.test.column("user_id").to_numpy(), periods.test.column("item_id").to_numpy())
+            )
             # the rating head (measured) and the chain's served rating predictor (the biases)
             for name, values in (("ranker", pred), ("chain", np.clip(served_rating, 0.5, 5.0))):
-                pq.write_table(pa.table({"user_id": periods.test.column("user_id"),
-                                         "item_id": periods.test.column("item_id"),
-                                         "prediction": pa.array(values, pa.float32())}),
-                               tmp / f"ratings_{name}.parquet")
+                pq.write_table(
+                    pa.table(
+                        {
+                            "user_id": periods.test.column("user_id"),
+                            "item_id": periods.test.column("item_id"),
+                            "prediction": pa.array(values, pa.float32()),
+                        }
+                    ),
+                    tmp / f"ratings_{name}.parquet",
+                )
             _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
             served, served_pairs = ranker, n_pairs
             if served_dir is None:
                 continue
             if params.get("final_fit_all", True):
                 served, served_pairs, _ = fit_ranker_on_window(
-                    r_tv, periods.train_valid, periods.catalogue_test, periods.test_start, periods.test,
-                    periods.users, params, seed, ease, "ranker (test window, served)")
+                    r_tv,
+                    periods.train_valid,
+                    periods.catalogue_test,
+                    periods.test_start,
+                    periods.test,
+                    periods.users,
+                    params,
+                    seed,
+                    ease,
+                    "ranker (test window, served)",
+                )
             # the service describes users with the events it serves (every event, or train+valid
             # when the evaluated models are served): EASE refitted on them, like its co-occurrence
-            events, catalogue = ((periods.everything, periods.catalogue_all) if params.get("final_fit_all", True)
-                                 else (periods.train_valid, periods.catalogue_test))
-            served_ease = (ease_matrix(events, catalogue, ease[0]) if ease
-                           else sp.csr_matrix((len(catalogue), len(catalogue)), dtype=np.float32))  # zero features
+            events, catalogue = (
+                (periods.everything, periods.catalogue_all)
+                if params.get("final_fit_all", True)
+                else (periods.train_valid, periods.catalogue_test)
+            )
+            served_ease = (
+                ease_matrix(events, catalogue, ease[0])
+                if ease
+                else sp.csr_matrix((len(catalogue), len(catalogue)), dtype=np.float32)
+            )  # zero features
 
             # predicted ratings: the biases baseline (with its tuned regularisation), which the
             # rating head does not beat on RMSE, refitted on the served events
             biases = BiasBaseline(reg=float(params.get("rating_reg", 10.0))).fit(
-                events.column("user_id").to_numpy(), events.column("item_id").to_numpy(),
-                events.column("rating").to_numpy())
+                events.column("user_id").to_numpy(),
+                events.column("item_id").to_numpy(),
+                events.column("rating").to_numpy(),
+            )
 
-            def export(staging: Path) -> None:
-                save_ranker(served, staging, {"candidates": k, "ease": list(ease) if ease else None,
-                                              "rating": "mean plus user and item biases (rating_biases.npz)"})
+            def export(
+                staging: Path, served: Any = served, served_ease: Any = served_ease, biases: Any = biases
+            ) -> None:
+                save_ranker(
+                    served,
+                    staging,
+                    {
+                        "candidates": k,
+                        "ease": list(ease) if ease else None,
+                        "rating": "mean plus user and item biases (rating_biases.npz)",
+                    },
+                )
                 save_ease(served_ease, ease[1] if ease else 10.0, staging)
                 save_rating_biases(biases, staging)
 
             publish(served_dir, export)
     first = per_seed[str(seeds[0])]
-    report = {"seeds": seeds, "per_seed": per_seed, "training_pairs": first["training_pairs"],
-              "positive_share": first["positive_share"], "final_epoch": first["final_epoch"],
-              "ease_features": {"l2": ease[0], "tau": ease[1]} if ease else None,
-              "served_fitted_on": "test-period labels" if params.get("final_fit_all", True) else "valid-period labels",
-              "served_training_pairs": served_pairs, "served_seed": seeds[0]}
+    report = {
+        "seeds": seeds,
+        "per_seed": per_seed,
+        "training_pairs": first["training_pairs"],
+        "positive_share": first["positive_share"],
+        "final_epoch": first["final_epoch"],
+        "ease_features": {"l2": ease[0], "tau": ease[1]} if ease else None,
+        "served_fitted_on": "test-period labels" if params.get("final_fit_all", True) else "valid-period labels",
+        "served_training_pairs": served_pairs,
+        "served_seed": seeds[0],
+    }
     write_json(reports_dir / "ranking.json", report)
     return report
 
@@ -309,8 +426,11 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
     chosen = read_json(chosen_path) if chosen_path.exists() else None
     if section.get("ease_features", True):
         if chosen is None:
-            raise DataError("the ranker's EASE features take the baselines' tuned settings; run `movierec "
-                            "baselines` first (or set ranking.ease_features: false)", path=chosen_path)
+            raise DataError(
+                "the ranker's EASE features take the baselines' tuned settings; run `movierec "
+                "baselines` first (or set ranking.ease_features: false)",
+                path=chosen_path,
+            )
         ease = chosen["ease_recency"]["chosen"]
         section["ease"] = (float(ease["l2"]), float(ease["recency_tau"]))
     if chosen is not None:  # the served rating predictor takes the biases baseline's tuned regularisation
@@ -318,10 +438,20 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
     return section
 
 
-def fit_ranker_on_window(retrieval: Any, known: pa.Table, catalogue: Catalogue, cut: int, labels: pa.Table,
-                         users: Any, params: dict[str, Any], seed: int, ease: tuple[float, float] | None,
-                         label: str, dropped: tuple[str, ...] = (),
-                         ctx: RankingContext | None = None) -> tuple[Any, int, float]:
+def fit_ranker_on_window(
+    retrieval: Any,
+    known: pa.Table,
+    catalogue: Catalogue,
+    cut: int,
+    labels: pa.Table,
+    users: Any,
+    params: dict[str, Any],
+    seed: int,
+    ease: tuple[float, float] | None,
+    label: str,
+    dropped: tuple[str, ...] = (),
+    ctx: RankingContext | None = None,
+) -> tuple[Any, int, float]:
     """Fit a ranker on ``labels`` with features as of ``cut`` and ``retrieval``'s candidates
     (``dropped`` features held at zero, for the ablation; ``ctx``: a context already built
     for these arguments, to reuse).
@@ -333,20 +463,28 @@ def fit_ranker_on_window(retrieval: Any, known: pa.Table, catalogue: Catalogue, 
 
     k = int(params.get("candidates", 100))
     if ctx is None:
-        ctx = RankingContext.build(known, catalogue, retrieval.embed_items(), users, cut, ease=ease,
-                                   blend=Blend.from_config(retrieval.config))
+        ctx = RankingContext.build(
+            known, catalogue, retrieval.embed_items(), users, cut, ease=ease, blend=Blend.from_config(retrieval.config)
+        )
     ctx.dropped = tuple(dropped)
     histories = user_histories(known)
     label_users = np.unique(labels.column("user_id").to_numpy())
     query = retrieval.embed_users(label_users, [histories.get(int(u), np.array([], np.int64)) for u in label_users])
-    feats, y, ratings = training_pairs(ctx, dict(zip(label_users.tolist(), query)), labels, k,
-                                       int(params.get("random_negatives", 20)), seed)
+    feats, y, ratings = training_pairs(
+        ctx, dict(zip(label_users.tolist(), query)), labels, k, int(params.get("random_negatives", 20)), seed
+    )
     return fit_ranker(feats, y, ratings, params, seed, label=label), int(y.size), float(y.mean())
 
 
-def chain_on_test(ranker: Any, r_tv: Any, periods: Periods, test_eval: EvalSet, k: int,
-                  ease: tuple[float, float] | None,
-                  dropped: tuple[str, ...] = ()) -> tuple[np.ndarray, RankingContext, np.ndarray]:
+def chain_on_test(
+    ranker: Any,
+    r_tv: Any,
+    periods: Periods,
+    test_eval: EvalSet,
+    k: int,
+    ease: tuple[float, float] | None,
+    dropped: tuple[str, ...] = (),
+) -> tuple[np.ndarray, RankingContext, np.ndarray]:
     """The chain for the test users: top-``k`` retrieval candidates reordered by the ranker.
 
     Returns:
@@ -354,8 +492,9 @@ def chain_on_test(ranker: Any, r_tv: Any, periods: Periods, test_eval: EvalSet, 
     """
     from movierec.models.ranking import rerank
 
-    cands, query, ctx = first_stage(r_tv, periods.train_valid, periods.catalogue_test, periods.users,
-                                    periods.test_start, test_eval, k, ease=ease)
+    cands, query, ctx = first_stage(
+        r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, k, ease=ease
+    )
     ctx.dropped = tuple(dropped)
     return rerank(ranker, ctx, test_eval.user_ids, query, cands), ctx, query
 

@@ -86,8 +86,15 @@ def split_users(valid: pa.Table, seed: int) -> tuple[pa.Table, pa.Table]:
     return valid.filter(mask), valid.filter(pc.invert(mask))
 
 
-def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], settings: dict[str, Any],
-         out_dir: Path, report_path: Path, curve_path: Path) -> dict[str, Any]:
+def tune(
+    periods: Periods,
+    retrieval: dict[str, Any],
+    ranking: dict[str, Any],
+    settings: dict[str, Any],
+    out_dir: Path,
+    report_path: Path,
+    curve_path: Path,
+) -> dict[str, Any]:
     """Search both models' settings; write ``out_dir/settings.json`` and the trial report.
 
     Args:
@@ -126,10 +133,19 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
         drawn = suggest(trial, r_space, "retrieval")
         config = {**base, **drawn}
         fitted, epochs, value = select_epochs(periods, config, seed, valid_eval)
-        rows.append({"model": "retrieval", "trial": trial.number, "value": round(value, 6), "epochs": epochs,
-                     **{k: str(v) for k, v in drawn.items()}})
-        print(f"  tune retrieval trial {trial.number}: valid recall@100 {value:.4f} ({epochs} epochs) {drawn}",
-              file=sys.stderr)
+        rows.append(
+            {
+                "model": "retrieval",
+                "trial": trial.number,
+                "value": round(value, 6),
+                "epochs": epochs,
+                **{k: str(v) for k, v in drawn.items()},
+            }
+        )
+        print(
+            f"  tune retrieval trial {trial.number}: valid recall@100 {value:.4f} ({epochs} epochs) {drawn}",
+            file=sys.stderr,
+        )
         if value > best["value"]:
             best.update(value=value, model=fitted, config=drawn, epochs=epochs)
         return value
@@ -155,8 +171,9 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     eval_b = build_eval_set(InteractionMatrix.from_table(periods.train), labels_b)
     k = int(ranking.get("candidates", 100))
     ease = ranking.get("ease")
-    cands, query, ctx = first_stage(best["model"], periods.train, periods.catalogue_valid, periods.users,
-                                    periods.valid_start, eval_b, k, ease=ease)
+    cands, query, ctx = first_stage(
+        best["model"], periods.train, periods.catalogue_valid, periods.users, periods.valid_start, eval_b, k, ease=ease
+    )
     retrieval_only = float(ranking_metrics(cands, eval_b.relevant, [10])["ndcg@10"])
     k_best: dict[str, Any] = {"value": -1.0, "config": None}
     start = time.perf_counter()
@@ -164,15 +181,33 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     def ranking_objective(trial: Any) -> float:
         drawn = suggest(trial, k_space, "ranking")
         config = {**ranking, **drawn}
-        ranker, _, _ = fit_ranker_on_window(best["model"], periods.train, periods.catalogue_valid,
-                                            periods.valid_start, labels_a, periods.users, config, seed, ease,
-                                            f"tune ranking trial {trial.number}", ctx=ctx)
+        ranker, _, _ = fit_ranker_on_window(
+            best["model"],
+            periods.train,
+            periods.catalogue_valid,
+            periods.valid_start,
+            labels_a,
+            periods.users,
+            config,
+            seed,
+            ease,
+            f"tune ranking trial {trial.number}",
+            ctx=ctx,
+        )
         chain = rerank(ranker, ctx, eval_b.user_ids, query, cands)
         value = float(ranking_metrics(chain, eval_b.relevant, [10])["ndcg@10"])
-        rows.append({"model": "ranking", "trial": trial.number, "value": round(value, 6),
-                     **{k: str(v) for k, v in drawn.items()}})
-        print(f"  tune ranking trial {trial.number}: chain ndcg@10 on held-out valid users {value:.4f} {drawn}",
-              file=sys.stderr)
+        rows.append(
+            {
+                "model": "ranking",
+                "trial": trial.number,
+                "value": round(value, 6),
+                **{k: str(v) for k, v in drawn.items()},
+            }
+        )
+        print(
+            f"  tune ranking trial {trial.number}: chain ndcg@10 on held-out valid users {value:.4f} {drawn}",
+            file=sys.stderr,
+        )
         if value > k_best["value"]:
             k_best.update(value=value, config=drawn)
         return value
@@ -184,11 +219,21 @@ def tune(periods: Periods, retrieval: dict[str, Any], ranking: dict[str, Any], s
     chosen = {"retrieval": best["config"], "ranking": k_best["config"]}
     report = {
         "chosen": chosen,
-        "retrieval": {"trials": r_trials, "objective": "valid warm recall@100", "best": round(best["value"], 6),
-                      "best_epochs": best["epochs"], "seconds": round(r_seconds, 1), "blend": blend_report},
-        "ranking": {"trials": k_trials, "objective": "chain ndcg@10, ranker fitted on the other half of the "
-                    "validation users", "best": round(k_best["value"], 6),
-                    "retrieval_order": round(retrieval_only, 6), "seconds": round(k_seconds, 1)},
+        "retrieval": {
+            "trials": r_trials,
+            "objective": "valid warm recall@100",
+            "best": round(best["value"], 6),
+            "best_epochs": best["epochs"],
+            "seconds": round(r_seconds, 1),
+            "blend": blend_report,
+        },
+        "ranking": {
+            "trials": k_trials,
+            "objective": "chain ndcg@10, ranker fitted on the other half of the validation users",
+            "best": round(k_best["value"], 6),
+            "retrieval_order": round(retrieval_only, 6),
+            "seconds": round(k_seconds, 1),
+        },
         "seed": seed,
     }
     with atomic_dir(out_dir) as tmp:
@@ -209,15 +254,20 @@ def blend_grid(grid: Any) -> list[tuple[float, float]]:
         raise ParamsError(f"{where} must be a mapping with the lists 'weight' and 'tau', got {grid!r}")
     for name, low in (("weight", 0.0), ("tau", None)):
         values = grid[name]
-        if (not isinstance(values, list) or not values
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values)):
+        if (
+            not isinstance(values, list)
+            or not values
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values)
+        ):
             raise ParamsError(f"{where}.{name} must be a non-empty list of numbers, got {values!r}")
         if (low is not None and min(values) < low) or (low is None and min(values) <= 0):
             raise ParamsError(f"{where}.{name} must be {'>= 0' if low is not None else '> 0'}, got {values!r}")
     return [(float(w), float(t)) for w in grid["weight"] for t in grid["tau"]]
 
 
-def tune_blend(model: Any, periods: Periods, valid_eval: Any, grid: Any) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def tune_blend(
+    model: Any, periods: Periods, valid_eval: Any, grid: Any
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Score every ``(weight, tau)`` of the blend grid on validation (warm Recall@100) with
     ``model``'s towers fixed; a weight of 0 is the towers alone.
 
@@ -225,17 +275,19 @@ def tune_blend(model: Any, periods: Periods, valid_eval: Any, grid: Any) -> tupl
         ``(the best {weight, tau}, one trial row per pair)``; ties keep the earlier pair.
     """
     from movierec.models.blend import Blend
+    from movierec.models.inputs import user_histories
     from movierec.models.ranking import candidate_rows
     from movierec.models.ranking_features import RankingContext
-    from movierec.models.inputs import user_histories
     from movierec.models.train import slice_metrics
 
     pairs = blend_grid(grid)
-    ctx = RankingContext.build(periods.train, periods.catalogue_valid, model.embed_items(), periods.users,
-                               periods.valid_start)
+    ctx = RankingContext.build(
+        periods.train, periods.catalogue_valid, model.embed_items(), periods.users, periods.valid_start
+    )
     histories = user_histories(periods.train)
-    query = model.embed_users(valid_eval.user_ids, [histories.get(int(u), np.array([], np.int64))
-                                                    for u in valid_eval.user_ids])
+    query = model.embed_users(
+        valid_eval.user_ids, [histories.get(int(u), np.array([], np.int64)) for u in valid_eval.user_ids]
+    )
     seen = [valid_eval.history[i].indices for i in range(len(valid_eval.user_ids))]
     rows: list[dict[str, Any]] = []
     best: tuple[float, dict[str, float]] = (-1.0, {"weight": 0.0, "tau": pairs[0][1]})
@@ -247,10 +299,16 @@ def tune_blend(model: Any, periods: Periods, valid_eval: Any, grid: Any) -> tupl
             metrics = slice_metrics(candidate_rows(ctx, query, valid_eval.user_ids, 100, seen), valid_eval, [100])
             done[key] = float(metrics.get("warm", metrics["all"])["recall@100"])
         value = done[key]
-        rows.append({"model": "retrieval_blend", "trial": number, "value": round(value, 6),
-                     "weight": str(weight), "tau": str(tau)})
-        print(f"  tune retrieval blend: weight {weight:g}, tau {tau:g}: valid recall@100 {value:.4f}",
-              file=sys.stderr)
+        rows.append(
+            {
+                "model": "retrieval_blend",
+                "trial": number,
+                "value": round(value, 6),
+                "weight": str(weight),
+                "tau": str(tau),
+            }
+        )
+        print(f"  tune retrieval blend: weight {weight:g}, tau {tau:g}: valid recall@100 {value:.4f}", file=sys.stderr)
         if value > best[0]:
             best = (value, {"weight": weight, "tau": tau})
     return best[1], rows
@@ -280,7 +338,9 @@ def with_tuned(section: dict[str, Any], tuned_dir: Path, model: str) -> dict[str
 
     path = Path(tuned_dir) / TUNED_FILE
     if not path.exists():
-        print(f"note: {path} not found (run `movierec tune`); using params.yaml's starting values for {model}",
-              file=sys.stderr)
+        print(
+            f"note: {path} not found (run `movierec tune`); using params.yaml's starting values for {model}",
+            file=sys.stderr,
+        )
         return section
     return {**section, **(read_json(path).get(model) or {})}

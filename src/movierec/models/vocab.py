@@ -10,8 +10,13 @@ import numpy as np
 from movierec.models.inputs import Catalogue, UserDirectory
 
 
-def build_vocab(user_ids: np.ndarray, catalogue: Catalogue, users: UserDirectory | None,
-                min_token_count: int = 2, year_buckets: int = 10) -> dict[str, Any]:
+def build_vocab(
+    user_ids: np.ndarray,
+    catalogue: Catalogue,
+    users: UserDirectory | None,
+    min_token_count: int = 2,
+    year_buckets: int = 10,
+) -> dict[str, Any]:
     """Everything the towers look up, from the training users and the known catalogue.
 
     Args:

@@ -36,8 +36,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = any(name == b"content-length" and value.isdigit() and int(value) > self.limit
-                       for name, value in scope.get("headers", []))
+        declared = any(
+            name == b"content-length" and value.isdigit() and int(value) > self.limit
+            for name, value in scope.get("headers", [])
+        )
         received = 0
 
         async def limited() -> dict:
@@ -77,8 +79,9 @@ class CountErrors:
             if message["type"] == "http.response.start" and message["status"] >= 400:
                 route = scope.get("route")
                 # unmatched paths share one label: a scanner must not create a series per URL
-                REQUESTS.labels(endpoint=getattr(route, "name", None) or "unmatched",
-                                status=str(message["status"])).inc()
+                REQUESTS.labels(
+                    endpoint=getattr(route, "name", None) or "unmatched", status=str(message["status"])
+                ).inc()
             await send(message)
 
         await self.app(scope, receive, watch)
@@ -124,14 +127,17 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings, EventStore(settings.database_path),
-                             RequestLog(settings.database_path, settings.log_queue_size),
-                             pointer=BundlePointer(settings.database_path))
+        state = ServiceState(
+            settings,
+            EventStore(settings.database_path),
+            RequestLog(settings.database_path, settings.log_queue_size),
+            pointer=BundlePointer(settings.database_path),
+        )
         app.state.service = state
         if load:
             try:
                 state.swap(state.load())
-            except Exception as exc:  # noqa: BLE001 - reported by /ready, the service stays up
+            except Exception as exc:  # reported by /ready, the service stays up
                 state.not_ready_reason = f"{type(exc).__name__}: {exc}"
                 log.error("bundle not loaded: %s", state.not_ready_reason)
             state.sync_with_pointer()  # a worker started after a reload serves the reloaded bundle
@@ -142,9 +148,13 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         state.events.close()
         state.pointer.close()
 
-    app = FastAPI(title="movierec", version=__version__, lifespan=lifespan,
-                  description="Two-tower retrieval and pointwise ranking over MovieLens, with cold start, "
-                              "filters, feedback and hot reload.")
+    app = FastAPI(
+        title="movierec",
+        version=__version__,
+        lifespan=lifespan,
+        description="Two-tower retrieval and pointwise ranking over MovieLens, with cold start, "
+        "filters, feedback and hot reload.",
+    )
     for module in (recommend, catalogue, feedback, admin, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

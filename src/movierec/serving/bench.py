@@ -112,13 +112,16 @@ def check_loopback(url: str) -> str:
     except ValueError as exc:
         raise ParamsError(f"--url {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ParamsError(f"--url {url!r} must be an http:// or https:// URL with a host, "
-                          "for example http://127.0.0.1:8000")
+        raise ParamsError(
+            f"--url {url!r} must be an http:// or https:// URL with a host, for example http://127.0.0.1:8000"
+        )
     if parts.query or parts.fragment:
         raise ParamsError(f"--url {url!r} must not have a query or a fragment")
     if not _is_loopback(host):
-        raise ParamsError(f"--url {url!r}: host {host!r} is not a loopback address; the benchmark only "
-                          "loads servers on this machine (127.0.0.0/8, ::1 or localhost)")
+        raise ParamsError(
+            f"--url {url!r}: host {host!r} is not a loopback address; the benchmark only "
+            "loads servers on this machine (127.0.0.0/8, ::1 or localhost)"
+        )
     return url.rstrip("/")
 
 
@@ -168,15 +171,18 @@ def build_scenarios(users: list[int], popular: list[int], count: int, seed: int 
     retrieval = [{"user_id": users[n % len(users)], "k": RETRIEVAL_K} for n in range(size)]
     ranking = [{"user_id": users[n % len(users)], "item_ids": rng.sample(popular, n_cand)} for n in range(size)]
     chain = [{"user_id": users[n % len(users)], "k": CHAIN_K, "candidates": CHAIN_CANDIDATES} for n in range(size)]
-    return [Scenario("ping", "GET", "/api/v1/ping", None),
-            Scenario("retrieval", "POST", "/api/v1/retrieval", retrieval),
-            Scenario("ranking", "POST", "/api/v1/ranking", ranking),
-            Scenario("chain", "POST", "/api/v1/recommendations", chain)]
+    return [
+        Scenario("ping", "GET", "/api/v1/ping", None),
+        Scenario("retrieval", "POST", "/api/v1/retrieval", retrieval),
+        Scenario("ranking", "POST", "/api/v1/ranking", ranking),
+        Scenario("chain", "POST", "/api/v1/recommendations", chain),
+    ]
 
 
 # --- load ----------------------------------------------------------------------------------
-async def _drive(client: Any, scenario: Scenario, start: int, count: int, concurrency: int,
-                 max_seconds: float) -> dict[str, Any]:
+async def _drive(
+    client: Any, scenario: Scenario, start: int, count: int, concurrency: int, max_seconds: float
+) -> dict[str, Any]:
     """Send ``count`` requests of ``scenario`` from ``concurrency`` workers; stop at ``max_seconds``."""
     latencies: list[float] = []
     statuses: list[int] = []  # 0: transport error
@@ -205,7 +211,7 @@ async def _drive(client: Any, scenario: Scenario, start: int, count: int, concur
                 if not 200 <= status < 300:
                     key = str(status)
                     errors[key] = errors.get(key, 0) + 1
-            except Exception as exc:  # noqa: BLE001 - every failure is counted, the load goes on
+            except Exception as exc:  # every failure is counted, the load goes on
                 status = 0
                 key = type(exc).__name__
                 errors[key] = errors.get(key, 0) + 1
@@ -216,8 +222,14 @@ async def _drive(client: Any, scenario: Scenario, start: int, count: int, concur
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    return {"latencies": latencies, "statuses": statuses, "errors": errors, "wall": wall, "cpu": cpu,
-            "stopped_early": stopped_early and issued < count}
+    return {
+        "latencies": latencies,
+        "statuses": statuses,
+        "errors": errors,
+        "wall": wall,
+        "cpu": cpu,
+        "stopped_early": stopped_early and issued < count,
+    }
 
 
 def summarize(name: str, label: str, run: dict[str, Any], requested: int) -> dict[str, Any]:
@@ -230,13 +242,24 @@ def summarize(name: str, label: str, run: dict[str, Any], requested: int) -> dic
     def pct(q: float) -> float | None:
         return round(float(np.percentile(good, q)), 3) if good.size else None
 
-    return {"scenario": name, "endpoint": label, "requested": requested, "completed": int(lat.size),
-            "ok": int(ok.sum()), "errors": int(lat.size - ok.sum()), "error_kinds": dict(run["errors"]),
-            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
-            "mean_ms": round(float(good.mean()), 3) if good.size else None,
-            "max_ms": round(float(good.max()), 3) if good.size else None,
-            "rps": round(float(ok.sum()) / wall, 2), "wall_seconds": round(wall, 3),
-            "client_cpu": round(run["cpu"] / wall, 3), "stopped_early": bool(run["stopped_early"])}
+    return {
+        "scenario": name,
+        "endpoint": label,
+        "requested": requested,
+        "completed": int(lat.size),
+        "ok": int(ok.sum()),
+        "errors": int(lat.size - ok.sum()),
+        "error_kinds": dict(run["errors"]),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "mean_ms": round(float(good.mean()), 3) if good.size else None,
+        "max_ms": round(float(good.max()), 3) if good.size else None,
+        "rps": round(float(ok.sum()) / wall, 2),
+        "wall_seconds": round(wall, 3),
+        "client_cpu": round(run["cpu"] / wall, 3),
+        "stopped_early": bool(run["stopped_early"]),
+    }
 
 
 def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -247,14 +270,22 @@ def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
         p99_ratio = round(chain["p99_ms"] / floor["p99_ms"], 3)
     if floor and chain and floor["rps"] > 0:
         rps_ratio = round(chain["rps"] / floor["rps"], 3)
-    return {"chain_p99_over_floor_p99": {"value": p99_ratio, "target": f"<= {TARGET_P99_RATIO:g}",
-                                         "met": p99_ratio is not None and p99_ratio <= TARGET_P99_RATIO},
-            "chain_rps_over_floor_rps": {"value": rps_ratio, "target": f">= {TARGET_RPS_RATIO:g}",
-                                         "met": rps_ratio is not None and rps_ratio >= TARGET_RPS_RATIO}}
+    return {
+        "chain_p99_over_floor_p99": {
+            "value": p99_ratio,
+            "target": f"<= {TARGET_P99_RATIO:g}",
+            "met": p99_ratio is not None and p99_ratio <= TARGET_P99_RATIO,
+        },
+        "chain_rps_over_floor_rps": {
+            "value": rps_ratio,
+            "target": f">= {TARGET_RPS_RATIO:g}",
+            "met": rps_ratio is not None and rps_ratio >= TARGET_RPS_RATIO,
+        },
+    }
 
 
 # --- server-side stages from /metrics ------------------------------------------------------
-_METRIC = re.compile(r'^recommendation_latency_seconds_(sum|count)\{([^}]*)\}\s+(\S+)')
+_METRIC = re.compile(r"^recommendation_latency_seconds_(sum|count)\{([^}]*)\}\s+(\S+)")
 
 
 def parse_stage_metrics(text: str, endpoint: str) -> dict[str, tuple[float, float]]:
@@ -275,13 +306,14 @@ def parse_stage_metrics(text: str, endpoint: str) -> dict[str, tuple[float, floa
 async def _stages(client: Any, endpoint: str) -> dict[str, tuple[float, float]] | None:
     try:
         response = await client.get("/metrics")
-    except Exception:  # noqa: BLE001 - the stage breakdown is optional
+    except Exception:  # the stage breakdown is optional
         return None
     return parse_stage_metrics(response.text, endpoint) if response.status_code == 200 else None
 
 
-def stage_means(before: dict[str, tuple[float, float]] | None,
-                after: dict[str, tuple[float, float]] | None) -> dict[str, dict[str, float]] | None:
+def stage_means(
+    before: dict[str, tuple[float, float]] | None, after: dict[str, tuple[float, float]] | None
+) -> dict[str, dict[str, float]] | None:
     """Mean server-side milliseconds per stage between two ``/metrics`` snapshots."""
     if before is None or after is None:
         return None
@@ -300,16 +332,20 @@ async def _check_ready(client: Any, url: str) -> dict[str, Any]:
     try:
         response = await client.get("/ready")
     except httpx.HTTPError as exc:
-        raise BenchError(f"no server answers at {url} ({type(exc).__name__}: {exc or 'no detail'}); "
-                         f"start it first, e.g. `movierec serve --port {urlsplit(url).port or 80}`") from None
+        raise BenchError(
+            f"no server answers at {url} ({type(exc).__name__}: {exc or 'no detail'}); "
+            f"start it first, e.g. `movierec serve --port {urlsplit(url).port or 80}`"
+        ) from None
     try:
         ready = response.json()
     except ValueError:
         ready = {}
     if response.status_code != 200 or not ready.get("ready"):
         reason = ready.get("reason") if isinstance(ready, dict) else None
-        raise BenchError(f"the server at {url} is not ready (GET /ready: HTTP {response.status_code}"
-                         f"{', ' + str(reason) if reason else ''}); wait for the bundle to load")
+        raise BenchError(
+            f"the server at {url} is not ready (GET /ready: HTTP {response.status_code}"
+            f"{', ' + str(reason) if reason else ''}); wait for the bundle to load"
+        )
     return ready
 
 
@@ -323,8 +359,7 @@ async def _popular(client: Any, url: str) -> list[int]:
     return list(dict.fromkeys(items))
 
 
-async def _run(url: str, concurrency: int, requests: int, max_seconds: float,
-               warmup: int, log: Any) -> dict[str, Any]:
+async def _run(url: str, concurrency: int, requests: int, max_seconds: float, warmup: int, log: Any) -> dict[str, Any]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -348,28 +383,47 @@ async def _run(url: str, concurrency: int, requests: int, max_seconds: float,
                 stages = stage_means(before, await _stages(client, "recommendations"))
     n_cold = sum(1 for u in users if u > int(ready.get("users") or 0))
     return {
-        "url": url, "model_version": ready.get("model_version"), "items": ready.get("items"),
-        "users": ready.get("users"), "concurrency": concurrency, "requests": requests,
-        "max_seconds": max_seconds, "warmup": warmup,
-        "workload": {"seed": SEED, "user_pool": len(users), "known_users": len(users) - n_cold,
-                     "cold_users": n_cold, "cold_user_ids_from": int(ready.get("users") or 0) + COLD_OFFSET,
-                     "retrieval_k": RETRIEVAL_K, "ranking_candidates": min(RANKING_CANDIDATES, len(popular)),
-                     "ranking_candidate_pool": f"top {len(popular)} of /api/v1/popular",
-                     "chain_k": CHAIN_K, "chain_candidates": CHAIN_CANDIDATES},
-        "scenarios": results, "targets": targets(results), "chain_server_stages": stages,
+        "url": url,
+        "model_version": ready.get("model_version"),
+        "items": ready.get("items"),
+        "users": ready.get("users"),
+        "concurrency": concurrency,
+        "requests": requests,
+        "max_seconds": max_seconds,
+        "warmup": warmup,
+        "workload": {
+            "seed": SEED,
+            "user_pool": len(users),
+            "known_users": len(users) - n_cold,
+            "cold_users": n_cold,
+            "cold_user_ids_from": int(ready.get("users") or 0) + COLD_OFFSET,
+            "retrieval_k": RETRIEVAL_K,
+            "ranking_candidates": min(RANKING_CANDIDATES, len(popular)),
+            "ranking_candidate_pool": f"top {len(popular)} of /api/v1/popular",
+            "chain_k": CHAIN_K,
+            "chain_candidates": CHAIN_CANDIDATES,
+        },
+        "scenarios": results,
+        "targets": targets(results),
+        "chain_server_stages": stages,
     }
 
 
 def format_report(results: dict[str, Any]) -> str:
     """The table printed on stdout."""
     w = results["workload"]
-    lines = [f"bench serve: {results['url']}  model {results['model_version']}  "
-             f"({results['items']} items, {results['users']} users)",
-             f"concurrency {results['concurrency']}, {results['requests']} requests per scenario "
-             f"(max {results['max_seconds']:g} s), warm-up {results['warmup']}; users: {w['known_users']} known + "
-             f"{w['cold_users']} unknown (cold start), seed {w['seed']}", ""]
-    head = (f"{'scenario':<10} {'endpoint':<29} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
-            f"{'p99 ms':>8} {'req/s':>8} {'client cpu':>10}")
+    lines = [
+        f"bench serve: {results['url']}  model {results['model_version']}  "
+        f"({results['items']} items, {results['users']} users)",
+        f"concurrency {results['concurrency']}, {results['requests']} requests per scenario "
+        f"(max {results['max_seconds']:g} s), warm-up {results['warmup']}; users: {w['known_users']} known + "
+        f"{w['cold_users']} unknown (cold start), seed {w['seed']}",
+        "",
+    ]
+    head = (
+        f"{'scenario':<10} {'endpoint':<29} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'req/s':>8} {'client cpu':>10}"
+    )
     lines += [head, "-" * len(head)]
 
     def ms(value: float | None) -> str:
@@ -377,14 +431,19 @@ def format_report(results: dict[str, Any]) -> str:
 
     for row in results["scenarios"].values():
         note = "  (time limit)" if row["stopped_early"] else ""
-        lines.append(f"{row['scenario']:<10} {row['endpoint']:<29} {row['completed']:>8} {row['errors']:>6} "
-                     f"{ms(row['p50_ms']):>8} {ms(row['p95_ms']):>8} {ms(row['p99_ms']):>8} "
-                     f"{row['rps']:>8.1f} {row['client_cpu']:>10.0%}{note}")
+        lines.append(
+            f"{row['scenario']:<10} {row['endpoint']:<29} {row['completed']:>8} {row['errors']:>6} "
+            f"{ms(row['p50_ms']):>8} {ms(row['p95_ms']):>8} {ms(row['p99_ms']):>8} "
+            f"{row['rps']:>8.1f} {row['client_cpu']:>10.0%}{note}"
+        )
         if row["error_kinds"]:
             kinds = ", ".join(f"{k}: {v}" for k, v in sorted(row["error_kinds"].items()))
             lines.append(f"{'':<10} errors by kind: {kinds}")
     lines.append("")
-    names = {"chain_p99_over_floor_p99": "chain p99 / floor p99", "chain_rps_over_floor_rps": "chain req/s / floor req/s"}
+    names = {
+        "chain_p99_over_floor_p99": "chain p99 / floor p99",
+        "chain_rps_over_floor_rps": "chain req/s / floor req/s",
+    }
     for key, label in names.items():
         t = results["targets"][key]
         value = "-" if t["value"] is None else f"{t['value']:.3f}"
@@ -393,8 +452,10 @@ def format_report(results: dict[str, Any]) -> str:
     if stages:
         order = ["retrieval", "filter", "ranking", "total"]
         keys = [s for s in order if s in stages] + sorted(s for s in stages if s not in order)
-        lines.append("chain, mean server-side ms per stage (from /metrics): "
-                     + ", ".join(f"{s} {stages[s]['mean_ms']:.2f}" for s in keys))
+        lines.append(
+            "chain, mean server-side ms per stage (from /metrics): "
+            + ", ".join(f"{s} {stages[s]['mean_ms']:.2f}" for s in keys)
+        )
     return "\n".join(lines)
 
 
@@ -418,8 +479,10 @@ def run_bench(args: Any, warmup: int = WARMUP, log: Any = None) -> dict[str, Any
 
     url, concurrency, requests, max_seconds = _settings(args)
     if log is None:
+
         def log(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
+
     results = asyncio.run(_run(url, concurrency, requests, max_seconds, max(0, int(warmup)), log))
     print(format_report(results), flush=True)
     out = getattr(args, "out", None)

@@ -29,8 +29,9 @@ async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) ->
     return current
 
 
-async def require_api_key(state: Annotated[ServiceState, Depends(get_state)],
-                    x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(
+    state: Annotated[ServiceState, Depends(get_state)], x_api_key: Annotated[str | None, Header()] = None
+) -> None:
     """Admin routes need ``X-API-Key`` equal to ``MOVIEREC_API_KEY`` (and are off when it is unset)."""
     expected = state.settings.api_key
     if not expected:
@@ -47,29 +48,52 @@ Current = Annotated[Recommender, Depends(get_recommender)]
 def user_query(body: Any) -> UserQuery:
     """The service's user description from a request body."""
     feats = body.user_features
-    return UserQuery(user_id=body.user_id, history=list(body.history),
-                     age=feats.age if feats else None, gender=feats.gender if feats else None,
-                     occupation=feats.occupation if feats else None)
+    return UserQuery(
+        user_id=body.user_id,
+        history=list(body.history),
+        age=feats.age if feats else None,
+        gender=feats.gender if feats else None,
+        occupation=feats.occupation if feats else None,
+    )
 
 
 def check_user(body: Any) -> None:
     """A request must describe the user somehow."""
     if body.user_id is None and not body.history:
-        raise HTTPException(422, detail=[{"loc": ["body", "user_id"], "type": "missing",
-                                          "msg": "give a user_id, a history of item ids, or both"}])
+        raise HTTPException(
+            422,
+            detail=[
+                {"loc": ["body", "user_id"], "type": "missing", "msg": "give a user_id, a history of item ids, or both"}
+            ],
+        )
 
 
 def check_genres(rec: Recommender, genres: list[str] | None, loc: list[str]) -> None:
     """Unknown genre names are a 422 that names them."""
     unknown = [g for g in genres or [] if g not in rec.genres]
     if unknown:
-        raise HTTPException(422, detail=[{"loc": loc + [genres.index(g)], "type": "value_error",
-                                          "msg": f"unknown genre '{g}'; known: {', '.join(rec.genres)}"}
-                                         for g in unknown])
+        raise HTTPException(
+            422,
+            detail=[
+                {
+                    "loc": loc + [genres.index(g)],
+                    "type": "value_error",
+                    "msg": f"unknown genre '{g}'; known: {', '.join(rec.genres)}",
+                }
+                for g in unknown
+            ],
+        )
 
 
-def record(state: ServiceState, endpoint: str, started: float, user_id: int | None, result: Result | None,
-           version: str | None, status: int = 200) -> str:
+def record(
+    state: ServiceState,
+    endpoint: str,
+    started: float,
+    user_id: int | None,
+    result: Result | None,
+    version: str | None,
+    status: int = 200,
+) -> str:
     """Metrics and the request log for one served request; returns the request id."""
     request_id = uuid.uuid4().hex
     elapsed = time.perf_counter() - started
@@ -80,7 +104,16 @@ def record(state: ServiceState, endpoint: str, started: float, user_id: int | No
             LATENCY.labels(endpoint=endpoint, stage=stage).observe(seconds)
         if result.is_fallback:
             FALLBACKS.labels(reason=result.fallback_reason or "unknown").inc()
-        state.log.log(request_id, user_id, endpoint, version, result.item_ids, result.scores, elapsed * 1000,
-                      result.is_fallback, result.fallback_reason)
+        state.log.log(
+            request_id,
+            user_id,
+            endpoint,
+            version,
+            result.item_ids,
+            result.scores,
+            elapsed * 1000,
+            result.is_fallback,
+            result.fallback_reason,
+        )
     state.active.touch(user_id)
     return request_id

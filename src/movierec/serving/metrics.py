@@ -11,22 +11,35 @@ import threading
 import time
 from collections import OrderedDict
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
-                               multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 REQUESTS = Counter("recommendation_requests_total", "Requests by endpoint and HTTP status", ["endpoint", "status"])
-LATENCY = Histogram("recommendation_latency_seconds", "Latency by endpoint and stage (stage=total for the whole "
-                    "request; retrieval, filter, ranking for the chain's parts)", ["endpoint", "stage"],
-                    buckets=BUCKETS)
+LATENCY = Histogram(
+    "recommendation_latency_seconds",
+    "Latency by endpoint and stage (stage=total for the whole "
+    "request; retrieval, filter, ranking for the chain's parts)",
+    ["endpoint", "stage"],
+    buckets=BUCKETS,
+)
 MODEL_LOAD = Gauge("model_load_time_seconds", "Seconds the current bundle took to load", multiprocess_mode="max")
-ACTIVE_USERS = Gauge("active_users_count", "Distinct users seen in the last 5 minutes (summed over workers)",
-                     multiprocess_mode="livesum")
+ACTIVE_USERS = Gauge(
+    "active_users_count", "Distinct users seen in the last 5 minutes (summed over workers)", multiprocess_mode="livesum"
+)
 FALLBACKS = Counter("fallback_total", "Requests answered by a fallback, by reason", ["reason"])
-BUNDLE = Gauge("model_bundle_info", "The loaded bundle version (value 1 for the current one)", ["version"],
-               multiprocess_mode="max")
+BUNDLE = Gauge(
+    "model_bundle_info", "The loaded bundle version (value 1 for the current one)", ["version"], multiprocess_mode="max"
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

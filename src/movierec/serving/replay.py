@@ -18,9 +18,13 @@ from movierec.serving.store import EventStore, read_request_logs
 ENDPOINTS = ("retrieval", "recommendations")
 
 
-def replay(database: Path, bundle: Path | None = None, k: int = 10,
-           interactions_path: Path = Path("data/prepared/interactions.parquet"),
-           users_path: Path = Path("data/prepared/users.parquet")) -> dict[str, Any]:
+def replay(
+    database: Path,
+    bundle: Path | None = None,
+    k: int = 10,
+    interactions_path: Path = Path("data/prepared/interactions.parquet"),
+    users_path: Path = Path("data/prepared/users.parquet"),
+) -> dict[str, Any]:
     """Score logged lists (and optionally a bundle) against the feedback that followed.
 
     Args:
@@ -45,8 +49,12 @@ def replay(database: Path, bundle: Path | None = None, k: int = 10,
         later = {item for stamp, item in by_user.get(int(row["user_id"]), []) if stamp >= row["time"]}
         if later:
             evaluated.append((row, later))
-    report: dict[str, Any] = {"logged_requests": len(logs), "feedback_events": len(events),
-                              "requests_with_later_feedback": len(evaluated), "k": k}
+    report: dict[str, Any] = {
+        "logged_requests": len(logs),
+        "feedback_events": len(events),
+        "requests_with_later_feedback": len(evaluated),
+        "k": k,
+    }
     if not evaluated:
         return report
     report.update(_score([row["item_ids"][:k] for row, _ in evaluated], [t for _, t in evaluated], "served"))
@@ -67,5 +75,7 @@ def replay(database: Path, bundle: Path | None = None, k: int = 10,
 
 def _score(lists: list[list[int]], truths: list[set[int]], prefix: str) -> dict[str, float]:
     hits = [len(set(items) & truth) for items, truth in zip(lists, truths)]
-    return {f"{prefix}_hit_rate": round(sum(h > 0 for h in hits) / len(hits), 6),
-            f"{prefix}_recall": round(sum(h / len(t) for h, t in zip(hits, truths)) / len(hits), 6)}
+    return {
+        f"{prefix}_hit_rate": round(sum(h > 0 for h in hits) / len(hits), 6),
+        f"{prefix}_recall": round(sum(h / len(t) for h, t in zip(hits, truths)) / len(hits), 6),
+    }

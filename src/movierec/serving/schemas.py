@@ -40,7 +40,7 @@ class Filters(BaseModel):
     year_max: int | None = Field(None, ge=1800, le=2200)
 
     @model_validator(mode="after")
-    def _years_ordered(self) -> "Filters":
+    def _years_ordered(self) -> Filters:
         if self.year_min is not None and self.year_max is not None and self.year_min > self.year_max:
             raise ValueError("year_min must not exceed year_max")
         return self
@@ -51,8 +51,9 @@ class UserDescription(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     user_id: int | None = Field(None, ge=0, le=MAX_ID)
-    history: list[ItemId] = Field(default_factory=list, max_length=1000,
-                                  description="item ids the user interacted with, oldest first")
+    history: list[ItemId] = Field(
+        default_factory=list, max_length=1000, description="item ids the user interacted with, oldest first"
+    )
     user_features: UserFeatures | None = None
 
 

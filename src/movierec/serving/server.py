@@ -11,7 +11,7 @@ from movierec.models.bundle import check_manifest
 from movierec.serving.settings import Settings
 
 
-def app_factory():  # noqa: ANN201 - uvicorn's factory hook
+def app_factory():  # uvicorn's factory hook
     """The application, for ``uvicorn --factory`` (each worker builds its own)."""
     from movierec.serving.app import create_app
 
@@ -36,8 +36,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     # One thread per library per worker: on a small machine BLAS, OpenMP (FAISS) and TensorFlow
     # thread pools otherwise spin against each other on tiny per-request matrices, which was
     # measured to halve the chain's throughput. Requests already run concurrently in threads.
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                 "TF_NUM_INTEROP_THREADS"):
+    for name in (
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+    ):
         os.environ.setdefault(name, "1")
     metrics_dir = None
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -46,8 +51,14 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     import uvicorn
 
     try:
-        uvicorn.run("movierec.serving.server:app_factory", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+        uvicorn.run(
+            "movierec.serving.server:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -27,8 +27,8 @@ from movierec.models.inputs import UserDirectory, pad_ids, user_histories
 from movierec.models.ranking_export import (
     NumpyRanker,
     load_ease,
-    load_rating_biases,
     load_ranker,
+    load_rating_biases,
     predict_exported,
 )
 from movierec.models.ranking_features import RankingContext, pair_features
@@ -116,7 +116,9 @@ class Recommender:
 
     def history_of(self, query: UserQuery, feedback: list[int]) -> list[int]:
         """Known events, then the request's history, then feedback; known items only, deduplicated."""
-        base = self.histories.get(int(query.user_id), np.array([], np.int64)).tolist() if query.user_id is not None else []
+        base = (
+            self.histories.get(int(query.user_id), np.array([], np.int64)).tolist() if query.user_id is not None else []
+        )
         merged = [i for i in base + list(query.history) + list(feedback) if int(i) in self.row_of]
         return list(dict.fromkeys(merged))
 
@@ -128,8 +130,10 @@ class Recommender:
         """Named query-tower inputs for one user, as arrays."""
         user_id = int(query.user_id) if query.user_id is not None else -1
         demo = self.users.lookup(np.array([user_id])) if self.users is not None else {}
-        feats: dict[str, Any] = {"user_id": np.array([user_id], np.int64),
-                                 "history": pad_ids([np.array(history, np.int64)], self.history_len)}
+        feats: dict[str, Any] = {
+            "user_id": np.array([user_id], np.int64),
+            "history": pad_ids([np.array(history, np.int64)], self.history_len),
+        }
         age = query.age if query.age is not None else float(demo.get("age", np.array([np.nan]))[0])
         feats["age"] = np.array([np.nan if age is None else age], np.float32)
         for name in ("gender", "occupation"):
@@ -151,8 +155,10 @@ class Recommender:
             return None
         users = list(self.histories)[:20]
         cases = [(UserQuery(user_id=u), self.histories[u].tolist()) for u in users]
-        cases += [(UserQuery(user_id=None, history=[], gender="x", age=200.0), self.catalogue.item_id[:3].tolist()),
-                  (UserQuery(user_id=987654321), [])]
+        cases += [
+            (UserQuery(user_id=None, history=[], gender="x", age=200.0), self.catalogue.item_id[:3].tolist()),
+            (UserQuery(user_id=987654321), []),
+        ]
         for query, history in cases:
             arrays = self.query_arrays(query, history)
             want = self.retrieval.query(**{k: tf.constant(v) for k, v in arrays.items()})["embedding"].numpy()
@@ -161,18 +167,21 @@ class Recommender:
         return fast
 
     # --- filters -------------------------------------------------------------------------
-    def allowed(self, rows: np.ndarray, genres: list[str] | None, year_min: int | None, year_max: int | None,
-                exclude: set[int]) -> np.ndarray:
+    def allowed(
+        self, rows: np.ndarray, genres: list[str] | None, year_min: int | None, year_max: int | None, exclude: set[int]
+    ) -> np.ndarray:
         """Mask of catalogue rows that pass the filters and are not excluded."""
         return self.catalogue_mask(genres, year_min, year_max, exclude)[rows]
 
-    def catalogue_mask(self, genres: list[str] | None, year_min: int | None, year_max: int | None,
-                       exclude: set[int]) -> np.ndarray:
+    def catalogue_mask(
+        self, genres: list[str] | None, year_min: int | None, year_max: int | None, exclude: set[int]
+    ) -> np.ndarray:
         """Boolean mask over every catalogue row: passes the filters and is not excluded."""
         ok = np.ones(len(self.catalogue), bool)
         if genres:
-            ok &= np.logical_or.reduce([self.genre_masks[g] for g in genres if g in self.genre_masks]
-                                       or [np.zeros(len(self.catalogue), bool)])
+            ok &= np.logical_or.reduce(
+                [self.genre_masks[g] for g in genres if g in self.genre_masks] or [np.zeros(len(self.catalogue), bool)]
+            )
         if year_min is not None:
             ok &= self.catalogue.year >= year_min
         if year_max is not None:
@@ -182,15 +191,30 @@ class Recommender:
         return ok
 
     # --- endpoints' work -------------------------------------------------------------------
-    def popular(self, k: int, genres: list[str] | None = None, year_min: int | None = None,
-                year_max: int | None = None, exclude: set[int] | None = None) -> Result:
+    def popular(
+        self,
+        k: int,
+        genres: list[str] | None = None,
+        year_min: int | None = None,
+        year_max: int | None = None,
+        exclude: set[int] | None = None,
+    ) -> Result:
         """Most recent-popular items passing the filters."""
         rows = self.popular_rows
         rows = rows[self.allowed(rows, genres, year_min, year_max, exclude or set())][:k]
         return Result(self.catalogue.item_id[rows].tolist(), self.catalogue.n_recent[rows].astype(float).tolist())
 
-    def retrieve(self, query: UserQuery, feedback: list[int], k: int, exclude_seen: bool, genres: list[str] | None,
-                 year_min: int | None, year_max: int | None, index: str) -> Result:
+    def retrieve(
+        self,
+        query: UserQuery,
+        feedback: list[int],
+        k: int,
+        exclude_seen: bool,
+        genres: list[str] | None,
+        year_min: int | None,
+        year_max: int | None,
+        index: str,
+    ) -> Result:
         """Top-``k`` candidates; over-fetches and backfills so filters never shrink the list."""
         history = self.history_of(query, feedback)
         exclude = set(history) if exclude_seen else set()
@@ -211,7 +235,9 @@ class Recommender:
             rows = np.array([self.row_of.get(int(i), -1) for i in ids if i >= 0], np.int64)
             rows = rows[rows >= 0]
         elif index == "faiss":
-            _, ids = search_faiss(self.faiss_index, self.faiss_ids, embedding, min(len(self.catalogue), k + len(exclude) + 50))
+            _, ids = search_faiss(
+                self.faiss_index, self.faiss_ids, embedding, min(len(self.catalogue), k + len(exclude) + 50)
+            )
             rows = np.array([self.row_of.get(int(i), -1) for i in ids[0] if i >= 0], np.int64)
             rows = rows[rows >= 0]
         else:  # brute force: the exact top-k below
@@ -223,8 +249,9 @@ class Recommender:
             return blender.full_scores(q, tower, history_rows) if blender is not None else tower.astype(np.float64)
 
         if blender is not None and index != "brute":
-            rows, scores_of_rows = blender.candidates(q, rows, self.item_embeddings[rows] @ q, history_rows,
-                                                      self.item_embeddings)
+            rows, scores_of_rows = blender.candidates(
+                q, rows, self.item_embeddings[rows] @ q, history_rows, self.item_embeddings
+            )
         else:
             scores_of_rows = (self.item_embeddings[rows] @ q).astype(np.float64)
         stage_retrieval = time.perf_counter() - start
@@ -245,12 +272,17 @@ class Recommender:
         order = np.argsort(-scores_of_rows, kind="stable")[:k]
         rows = rows[order]
         scores = scores_of_rows[order].astype(float).tolist()
-        return Result(self.catalogue.item_id[rows].tolist(), scores, index=index,
-                      stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start},
-                      embedding=embedding[0])
+        return Result(
+            self.catalogue.item_id[rows].tolist(),
+            scores,
+            index=index,
+            stages={"retrieval": stage_retrieval, "filter": time.perf_counter() - start},
+            embedding=embedding[0],
+        )
 
-    def rank(self, query: UserQuery, feedback: list[int], item_ids: list[int],
-             embedding: np.ndarray | None = None) -> tuple[Result, np.ndarray]:
+    def rank(
+        self, query: UserQuery, feedback: list[int], item_ids: list[int], embedding: np.ndarray | None = None
+    ) -> tuple[Result, np.ndarray]:
         """Score candidates with the ranker (best first); also returns the predicted ratings.
 
         ``embedding`` is the user's query embedding when the caller already has it (the chain).
@@ -263,7 +295,9 @@ class Recommender:
         ctx = self.context
         if query.history or feedback:
             ctx = ctx.with_history(user, np.array(history))
-        feats = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0))
+        feats = pair_features(
+            ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0)
+        )
         self._override_demographics(feats, query)
         scores, ratings = self.predict(feats)
         if self.rating_biases is not None:  # the served rating predictor (see RatingBiases)
@@ -286,8 +320,9 @@ class Recommender:
         rows = np.arange(min(50, len(self.catalogue)))
         history = self.histories[user].tolist()
         embedding = self.embed(UserQuery(user_id=user), [i for i in history if i in self.row_of])
-        feats = pair_features(self.context, np.full(rows.size, user, np.int64), rows,
-                              np.repeat(embedding[None, :], rows.size, 0))
+        feats = pair_features(
+            self.context, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0)
+        )
         feats["gender"][::2] = "not-a-known-value"  # the out-of-vocabulary path too
         want_scores, want_ratings = predict_exported(self.ranker, feats)
         got_scores, got_ratings = fast.predict(feats)
@@ -305,7 +340,9 @@ class Recommender:
             feats["user_age"] = np.full(n, (query.age - 30.0) / 12.0, np.float32)
             feats["user_age_known"] = np.ones(n, np.float32)
 
-    def diversify(self, item_ids: list[int], scores: list[float], k: int, weight: float) -> tuple[list[int], list[float]]:
+    def diversify(
+        self, item_ids: list[int], scores: list[float], k: int, weight: float
+    ) -> tuple[list[int], list[float]]:
         """Greedy maximal-marginal-relevance re-rank on genre overlap."""
         genres = [set(g for g in self.catalogue.genres[self.row_of[i]] if g) for i in item_ids]
         span = (max(scores) - min(scores)) or 1.0
@@ -313,10 +350,13 @@ class Recommender:
         chosen: list[int] = []
         left = list(range(len(item_ids)))
         while left and len(chosen) < k:
+
             def value(i: int) -> float:
-                overlap = max((len(genres[i] & genres[j]) / max(len(genres[i] | genres[j]), 1) for j in chosen),
-                              default=0.0)
+                overlap = max(
+                    (len(genres[i] & genres[j]) / max(len(genres[i] | genres[j]), 1) for j in chosen), default=0.0
+                )
                 return (1 - weight) * rel[i] - weight * overlap
+
             best = max(left, key=value)
             chosen.append(best)
             left.remove(best)
@@ -340,11 +380,15 @@ class Recommender:
         cat = self.catalogue
         item_id = int(cat.item_id[row])
         year = float(cat.year[row])
-        return {"item_id": int(item_id), "title": cat.titles[row] if cat.titles else "",
-                "year": int(year) if np.isfinite(year) else None,
-                "genres": [g for g in cat.genres[row] if g], "interactions": int(cat.n_interactions[row]),
-                "recent_interactions": int(cat.n_recent[row]),
-                "mean_rating": None if not np.isfinite(cat.mean_rating[row]) else round(float(cat.mean_rating[row]), 4)}
+        return {
+            "item_id": int(item_id),
+            "title": cat.titles[row] if cat.titles else "",
+            "year": int(year) if np.isfinite(year) else None,
+            "genres": [g for g in cat.genres[row] if g],
+            "interactions": int(cat.n_interactions[row]),
+            "recent_interactions": int(cat.n_recent[row]),
+            "mean_rating": None if not np.isfinite(cat.mean_rating[row]) else round(float(cat.mean_rating[row]), 4),
+        }
 
 
 class _ServingContext(RankingContext):
@@ -364,11 +408,11 @@ class _ServingContext(RankingContext):
         self.genres_cached = genres
 
     @classmethod
-    def of(cls, ctx: RankingContext) -> "_ServingContext":
+    def of(cls, ctx: RankingContext) -> _ServingContext:
         """The same context, with its genre matrix cached."""
         return cls(**{f.name: getattr(ctx, f.name) for f in fields(RankingContext)})
 
-    def with_history(self, user: int, history: np.ndarray) -> "_ServingContext":
+    def with_history(self, user: int, history: np.ndarray) -> _ServingContext:
         """The same context (genre matrix shared) describing ``user`` by ``history`` alone:
         the pair features look up only this user's history, so a one-entry dict is enough."""
         values = {f.name: getattr(self, f.name) for f in fields(RankingContext)}
@@ -378,4 +422,3 @@ class _ServingContext(RankingContext):
         """The cached matrix (read-only) and a copy of the genre names."""
         matrix, names = self.genres_cached
         return matrix, list(names)
-

@@ -54,8 +54,9 @@ class ServiceState:
             result = candidate.retrieve(UserQuery(user_id=some_user), [], 10, True, None, None, None, index)
             if len(result.item_ids) != 10:
                 raise RuntimeError(f"smoke query on {index} returned {len(result.item_ids)} items, not 10")
-        cold = candidate.retrieve(UserQuery(user_id=None, history=some_items[:2]), [], 10, True, None, None, None,
-                                  "brute")
+        cold = candidate.retrieve(
+            UserQuery(user_id=None, history=some_items[:2]), [], 10, True, None, None, None, "brute"
+        )
         if cold.is_fallback:
             raise RuntimeError("a user with a history got the popular fallback")
         ranked, _ = candidate.rank(UserQuery(user_id=some_user), [], some_items)
@@ -70,11 +71,12 @@ class ServiceState:
         pointer within ``interval`` seconds and does the same (loading, smoke test, swap), so
         all workers converge on the reloaded bundle, each keeping its old one on failure.
         """
+
         def run() -> None:
             while not self._stop.wait(interval):
                 try:
                     self.sync_with_pointer()
-                except Exception as exc:  # noqa: BLE001 - a poller must never die
+                except Exception as exc:  # a poller must never die
                     log.error("following a reload failed: %s", exc)
 
         thread = threading.Thread(target=run, name="reload-follower", daemon=True)
@@ -91,7 +93,7 @@ class ServiceState:
             try:
                 candidate = self.load(target[0])
                 self.smoke_test(candidate)
-            except Exception as exc:  # noqa: BLE001 - keep serving the current bundle
+            except Exception as exc:  # keep serving the current bundle
                 self.failed_version = target[1]
                 log.error("bundle %s from %s not loaded: %s", target[1], target[0], exc)
                 return False

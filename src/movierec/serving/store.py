@@ -71,21 +71,24 @@ class EventStore:
         with self._lock:
             cur = self._conn.execute(
                 "INSERT INTO feedback (user_id, item_id, rating, event, timestamp) VALUES (?, ?, ?, ?, ?)",
-                (user_id, item_id, rating, event, timestamp))
+                (user_id, item_id, rating, event, timestamp),
+            )
             return int(cur.lastrowid)
 
     def items_of(self, user_id: int) -> list[int]:
         """The user's feedback items, oldest first."""
         with self._lock:
-            rows = self._conn.execute("SELECT item_id FROM feedback WHERE user_id = ? ORDER BY timestamp, id",
-                                      (user_id,)).fetchall()
+            rows = self._conn.execute(
+                "SELECT item_id FROM feedback WHERE user_id = ? ORDER BY timestamp, id", (user_id,)
+            ).fetchall()
         return [int(r[0]) for r in rows]
 
     def all_events(self) -> list[tuple[int, int, float | None, str, int]]:
         """Every stored event (for retraining and replay)."""
         with self._lock:
             return self._conn.execute(
-                "SELECT user_id, item_id, rating, event, timestamp FROM feedback ORDER BY timestamp, id").fetchall()
+                "SELECT user_id, item_id, rating, event, timestamp FROM feedback ORDER BY timestamp, id"
+            ).fetchall()
 
     def close(self) -> None:
         """Close the connection."""
@@ -103,12 +106,31 @@ class RequestLog:
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
         self._thread.start()
 
-    def log(self, request_id: str, user_id: int | None, endpoint: str, model_version: str | None,
-            item_ids: list[int], scores: list[float], latency_ms: float, is_fallback: bool,
-            fallback_reason: str | None) -> None:
+    def log(
+        self,
+        request_id: str,
+        user_id: int | None,
+        endpoint: str,
+        model_version: str | None,
+        item_ids: list[int],
+        scores: list[float],
+        latency_ms: float,
+        is_fallback: bool,
+        fallback_reason: str | None,
+    ) -> None:
         """Queue one row; never blocks (a full queue drops the row and counts it)."""
-        row = (request_id, time.time(), user_id, endpoint, model_version, json.dumps(item_ids),
-               json.dumps([round(float(s), 6) for s in scores]), latency_ms, int(is_fallback), fallback_reason)
+        row = (
+            request_id,
+            time.time(),
+            user_id,
+            endpoint,
+            model_version,
+            json.dumps(item_ids),
+            json.dumps([round(float(s), 6) for s in scores]),
+            latency_ms,
+            int(is_fallback),
+            fallback_reason,
+        )
         try:
             self.queue.put_nowait(row)
         except queue.Full:
@@ -135,7 +157,9 @@ class RequestLog:
         for attempt in range(5):
             try:
                 self._conn.execute("BEGIN")
-                self._conn.executemany("INSERT OR REPLACE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
                 self._conn.execute("COMMIT")
                 return
             except sqlite3.OperationalError:
@@ -170,8 +194,9 @@ class BundlePointer:
     def set(self, bundle_path: str, version: str) -> None:
         """Point every worker at ``bundle_path`` (already validated by the caller)."""
         with self._lock:
-            self._conn.execute("INSERT OR REPLACE INTO bundle_pointer VALUES (1, ?, ?, ?)",
-                               (bundle_path, version, time.time()))
+            self._conn.execute(
+                "INSERT OR REPLACE INTO bundle_pointer VALUES (1, ?, ?, ?)", (bundle_path, version, time.time())
+            )
 
     def get(self) -> tuple[str, str] | None:
         """``(path, version)`` of the requested bundle, or None when no reload happened."""

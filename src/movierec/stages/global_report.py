@@ -23,9 +23,16 @@ from movierec.models.train import train_ranking, train_retrieval
 from movierec.split import method_params, split
 
 
-def global_report(prepared_dir: Path, work_root: Path, metrics_path: Path, params: dict[str, Any],
-                  retrieval: dict[str, Any], ranking: dict[str, Any], seed: int,
-                  save_towers_fn: Any) -> dict[str, Any]:
+def global_report(
+    prepared_dir: Path,
+    work_root: Path,
+    metrics_path: Path,
+    params: dict[str, Any],
+    retrieval: dict[str, Any],
+    ranking: dict[str, Any],
+    seed: int,
+    save_towers_fn: Any,
+) -> dict[str, Any]:
     """Split globally by time, then baselines, retrieval, ranking and the evaluation.
 
     Args:
@@ -44,8 +51,11 @@ def global_report(prepared_dir: Path, work_root: Path, metrics_path: Path, param
     root = Path(work_root)
     write_json(root / "split.json", split(prepared_dir, root / "split", method_params(params["split"], "temporal")))
     build_features(prepared_dir, root / "split", root / "features", params["features"])
-    run_baselines(root / "split", root / "recs" / "baselines",
-                  {**params["baselines"], "ks": params["evaluate"]["ks"], "min_rating": params["evaluate"]["min_rating"]})
+    run_baselines(
+        root / "split",
+        root / "recs" / "baselines",
+        {**params["baselines"], "ks": params["evaluate"]["ks"], "min_rating": params["evaluate"]["min_rating"]},
+    )
     widths = {k: int(v) for k, v in retrieval["widths"].items()}
     periods = load_periods(prepared_dir, root / "split", root / "features", widths, params["features"])
     baselines = root / "recs" / "baselines"
@@ -54,10 +64,16 @@ def global_report(prepared_dir: Path, work_root: Path, metrics_path: Path, param
 
         chosen = read_json(baselines / "validation.json")["ease_recency"]["chosen"]
         ranking = {**ranking, "ease": (float(chosen["l2"]), float(chosen["recency_tau"]))}
-    train_retrieval(periods, retrieval, [seed], None, root / "models", root / "recs" / "retrieval", root / "reports",
-                    save_towers_fn)
+    train_retrieval(
+        periods, retrieval, [seed], None, root / "models", root / "recs" / "retrieval", root / "reports", save_towers_fn
+    )
     train_ranking(periods, ranking, [seed], root / "models", None, root / "recs" / "ranking", root / "reports")
-    result = evaluate(root / "split", root / "features",
-                      [baselines, root / "recs" / "retrieval", root / "recs" / "ranking"], metrics_path,
-                      root / "reports" / "plots", params["evaluate"])
+    result = evaluate(
+        root / "split",
+        root / "features",
+        [baselines, root / "recs" / "retrieval", root / "recs" / "ranking"],
+        metrics_path,
+        root / "reports" / "plots",
+        params["evaluate"],
+    )
     return result

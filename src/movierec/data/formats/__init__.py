@@ -67,4 +67,4 @@ def get_format(name: str) -> ModuleType:
         raise DataError(f"unknown format {name!r}: expected one of {', '.join(FORMATS)}") from None
 
 
-__all__ = ["FORMATS", "InteractionsSource", "detect_format", "get_format", "csv_family", "ml100k", "ml1m", "recbole"]
+__all__ = ["FORMATS", "InteractionsSource", "csv_family", "detect_format", "get_format", "ml1m", "ml100k", "recbole"]

@@ -222,4 +222,3 @@ def with_item_tags(items: pa.Table, tags: pa.Table) -> pa.Table:
     by_item = dict(zip(grouped.column("item_id").to_pylist(), grouped.column("tag_distinct").to_pylist()))
     values = [sorted(by_item.get(i, [])) for i in items.column("item_id").to_pylist()]
     return items.append_column(pa.field("tags", pa.list_(pa.string())), pa.array(values, pa.list_(pa.string())))
-

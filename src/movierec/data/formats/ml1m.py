@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from movierec.data.formats._common import (
-    InteractionsSource,
     USERS_FULL_SCHEMA,
+    InteractionsSource,
     build_table,
     decode_text,
     parse_int,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from movierec.data.formats._common import (
-    InteractionsSource,
     USERS_FULL_SCHEMA,
+    InteractionsSource,
     build_table,
     decode_text,
     parse_int,

@@ -25,10 +25,14 @@ def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
         try:
             candidate = state.load(path)
             state.smoke_test(candidate)
-        except Exception as exc:  # noqa: BLE001 - every failure keeps the old bundle and is reported
+        except Exception as exc:  # every failure keeps the old bundle and is reported
             return ReloadResponse(reloaded=False, model_version=current, reason=f"{type(exc).__name__}: {exc}")
         previous = state.swap(candidate)
         if state.pointer is not None:  # the other workers follow within reload_poll_seconds
             state.pointer.set(str(Path(path).resolve()), candidate.version)
-    return ReloadResponse(reloaded=True, model_version=candidate.version, previous_version=previous,
-                          load_seconds=round(candidate.load_seconds, 3))
+    return ReloadResponse(
+        reloaded=True,
+        model_version=candidate.version,
+        previous_version=previous,
+        load_seconds=round(candidate.load_seconds, 3),
+    )

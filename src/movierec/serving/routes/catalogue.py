@@ -28,8 +28,9 @@ def item(item_id: ItemPath, rec: Current) -> ItemResponse:
 
 
 @router.get("/items/{item_id}/similar", response_model=ItemListResponse, summary="Items like this one")
-def similar(item_id: ItemPath, rec: Current, state: State, response: Response,
-            k: Annotated[int, Query(ge=1, le=1000)] = 10) -> ItemListResponse:
+def similar(
+    item_id: ItemPath, rec: Current, state: State, response: Response, k: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> ItemListResponse:
     """Nearest items in the candidate tower's embedding space."""
     started = time.perf_counter()
     _known(rec, item_id)
@@ -39,8 +40,13 @@ def similar(item_id: ItemPath, rec: Current, state: State, response: Response,
 
 
 @router.get("/popular", response_model=ItemListResponse, summary="Popular items")
-def popular(rec: Current, state: State, response: Response, k: Annotated[int, Query(ge=1, le=1000)] = 10,
-            genre: Annotated[str | None, Query(max_length=64)] = None) -> ItemListResponse:
+def popular(
+    rec: Current,
+    state: State,
+    response: Response,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    genre: Annotated[str | None, Query(max_length=64)] = None,
+) -> ItemListResponse:
     """The most interacted-with items of the recent window (optionally of one genre)."""
     started = time.perf_counter()
     genres = [genre] if genre else None

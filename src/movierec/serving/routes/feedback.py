@@ -17,11 +17,21 @@ def feedback(body: FeedbackRequest, rec: Current, state: State) -> FeedbackRespo
     """Stores the event; the user's next request counts the item as seen and in the history."""
     started = time.perf_counter()
     if int(body.item_id) not in rec.row_of:
-        raise HTTPException(422, detail=[{"loc": ["body", "item_id"], "type": "value_error",
-                                          "msg": f"item {body.item_id} is not in the catalogue"}])
+        raise HTTPException(
+            422,
+            detail=[
+                {
+                    "loc": ["body", "item_id"],
+                    "type": "value_error",
+                    "msg": f"item {body.item_id} is not in the catalogue",
+                }
+            ],
+        )
     if body.event == "rating" and body.rating is None:
-        raise HTTPException(422, detail=[{"loc": ["body", "rating"], "type": "missing",
-                                          "msg": "a rating event needs a rating (0.5 to 5)"}])
+        raise HTTPException(
+            422,
+            detail=[{"loc": ["body", "rating"], "type": "missing", "msg": "a rating event needs a rating (0.5 to 5)"}],
+        )
     stamp = body.timestamp if body.timestamp is not None else int(time.time())
     event_id = state.events.add(body.user_id, body.item_id, body.rating, body.event, stamp)
     record(state, "feedback", started, body.user_id, None, rec.version, status=201)

@@ -18,16 +18,24 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", response_model=ReadyResponse, summary="A bundle is loaded",
-            responses={503: {"model": ReadyResponse}})
+@router.get(
+    "/ready", response_model=ReadyResponse, summary="A bundle is loaded", responses={503: {"model": ReadyResponse}}
+)
 def ready(state: State) -> Response:
     """200 with the bundle's version, load time and sizes; 503 with the reason while not ready."""
     rec = state.recommender
     if rec is None:
         return JSONResponse(ReadyResponse(ready=False, reason=state.not_ready_reason).model_dump(), status_code=503)
-    return JSONResponse(ReadyResponse(ready=True, model_version=rec.version, loaded_at=rec.loaded_at,
-                                      load_seconds=round(rec.load_seconds, 3), items=len(rec.catalogue),
-                                      users=rec.n_users).model_dump())
+    return JSONResponse(
+        ReadyResponse(
+            ready=True,
+            model_version=rec.version,
+            loaded_at=rec.loaded_at,
+            load_seconds=round(rec.load_seconds, 3),
+            items=len(rec.catalogue),
+            users=rec.n_users,
+        ).model_dump()
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics")

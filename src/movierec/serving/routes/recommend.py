@@ -7,8 +7,15 @@ import time
 from fastapi import APIRouter, HTTPException, Response
 
 from movierec.serving.deps import Current, State, check_genres, check_user, record, user_query
-from movierec.serving.schemas import (RankingRequest, RankingResponse, RecommendationRequest, RecommendationResponse,
-                                      RetrievalRequest, RetrievalResponse, ScoredItem)
+from movierec.serving.schemas import (
+    RankingRequest,
+    RankingResponse,
+    RecommendationRequest,
+    RecommendationResponse,
+    RetrievalRequest,
+    RetrievalResponse,
+    ScoredItem,
+)
 from movierec.serving.service import Recommender, Result
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
@@ -19,8 +26,16 @@ def scored(rec: Recommender, result: Result, ratings: list[float] | None = None)
     out = []
     for n, (item, score) in enumerate(zip(result.item_ids, result.scores)):
         meta = rec.item(item)
-        out.append(ScoredItem(item_id=item, score=score, title=meta["title"], year=meta["year"],
-                              genres=meta["genres"], rating=None if ratings is None else float(ratings[n])))
+        out.append(
+            ScoredItem(
+                item_id=item,
+                score=score,
+                title=meta["title"],
+                year=meta["year"],
+                genres=meta["genres"],
+                rating=None if ratings is None else float(ratings[n]),
+            )
+        )
     return out
 
 
@@ -33,9 +48,16 @@ def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, fe
     check_user(body)
     filters = body.filters
     check_genres(rec, filters.genres if filters else None, ["body", "filters", "genres"])
-    return rec.retrieve(user_query(body), feedback, k, body.exclude_seen, filters.genres if filters else None,
-                        filters.year_min if filters else None, filters.year_max if filters else None,
-                        body.index or state.settings.default_index)
+    return rec.retrieve(
+        user_query(body),
+        feedback,
+        k,
+        body.exclude_seen,
+        filters.genres if filters else None,
+        filters.year_min if filters else None,
+        filters.year_max if filters else None,
+        body.index or state.settings.default_index,
+    )
 
 
 @router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
@@ -45,8 +67,13 @@ def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Resp
     started = time.perf_counter()
     result = _retrieve(rec, state, body, body.k, _feedback(state, body.user_id))
     response.headers["X-Request-ID"] = record(state, "retrieval", started, body.user_id, result, rec.version)
-    return RetrievalResponse(items=scored(rec, result), model_version=rec.version, index=result.index or "",
-                             is_fallback=result.is_fallback, fallback_reason=result.fallback_reason)
+    return RetrievalResponse(
+        items=scored(rec, result),
+        model_version=rec.version,
+        index=result.index or "",
+        is_fallback=result.is_fallback,
+        fallback_reason=result.fallback_reason,
+    )
 
 
 @router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
@@ -56,11 +83,14 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
     check_user(body)
     unknown = [i for i in body.item_ids if int(i) not in rec.row_of]
     if unknown:
-        raise HTTPException(422, detail=[{"loc": ["body", "item_ids"], "type": "value_error",
-                                          "msg": f"unknown item ids: {unknown[:20]}"}])
+        raise HTTPException(
+            422,
+            detail=[{"loc": ["body", "item_ids"], "type": "value_error", "msg": f"unknown item ids: {unknown[:20]}"}],
+        )
     if len(set(body.item_ids)) != len(body.item_ids):
-        raise HTTPException(422, detail=[{"loc": ["body", "item_ids"], "type": "value_error",
-                                          "msg": "item_ids contains duplicates"}])
+        raise HTTPException(
+            422, detail=[{"loc": ["body", "item_ids"], "type": "value_error", "msg": "item_ids contains duplicates"}]
+        )
     feedback = _feedback(state, body.user_id)
     stage = time.perf_counter()
     result, ratings = rec.rank(user_query(body), feedback, list(body.item_ids))
@@ -72,7 +102,9 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, summary="The whole chain in one call")
-def recommendations(body: RecommendationRequest, rec: Current, state: State, response: Response) -> RecommendationResponse:
+def recommendations(
+    body: RecommendationRequest, rec: Current, state: State, response: Response
+) -> RecommendationResponse:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
     started = time.perf_counter()
     feedback = _feedback(state, body.user_id)
@@ -85,8 +117,19 @@ def recommendations(body: RecommendationRequest, rec: Current, state: State, res
         ids, scores = ranked.item_ids, ranked.scores
         if body.diversity > 0:
             ids, scores = rec.diversify(ids, scores, body.k, body.diversity)
-        result = Result(ids[: body.k], scores[: body.k], candidates.is_fallback, candidates.fallback_reason,
-                        candidates.index, candidates.stages)
+        result = Result(
+            ids[: body.k],
+            scores[: body.k],
+            candidates.is_fallback,
+            candidates.fallback_reason,
+            candidates.index,
+            candidates.stages,
+        )
     response.headers["X-Request-ID"] = record(state, "recommendations", started, body.user_id, result, rec.version)
-    return RecommendationResponse(items=scored(rec, result), model_version=rec.version, index=result.index or "",
-                                  is_fallback=result.is_fallback, fallback_reason=result.fallback_reason)
+    return RecommendationResponse(
+        items=scored(rec, result),
+        model_version=rec.version,
+        index=result.index or "",
+        is_fallback=result.is_fallback,
+        fallback_reason=result.fallback_reason,
+    )
