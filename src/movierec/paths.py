@@ -7,6 +7,7 @@ Airflow tasks and the Makefile run the CLI from.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(".")
@@ -21,6 +22,8 @@ SYNTH_DIR = DATA_DIR / "synth"
 TUNED_DIR = DATA_DIR / "tuned"
 RECS_DIR = DATA_DIR / "recs"
 BASELINE_RECS_DIR = RECS_DIR / "baselines"
+MODELS_DIR = DATA_DIR / "models"
+GLOBAL_DIR = DATA_DIR / "global"
 
 CHECKPOINTS_DIR = ROOT / "checkpoints"
 REPORTS_DIR = ROOT / "reports"
@@ -28,3 +31,46 @@ PLOTS_DIR = REPORTS_DIR / "plots"
 
 # Where downloads are cached between runs, outside the project so a fresh clone reuses them.
 DOWNLOAD_CACHE = Path.home() / ".cache" / "movierec" / "downloads"
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Every location a stage reads or writes, under one project root.
+
+    The defaults are the constants above (relative to the working directory, where
+    ``dvc repro``, the CLI and the Airflow tasks run); ``ProjectPaths.under(root)`` puts
+    the same layout under another folder (a test's temporary project, a notebook's
+    scratch copy). Stages take one of these and never spell a path of their own.
+    """
+
+    root: Path = ROOT
+    raw: Path = RAW_DIR
+    prepared: Path = PREPARED_DIR
+    split: Path = SPLIT_DIR
+    features: Path = FEATURES_DIR
+    tuned: Path = TUNED_DIR
+    baseline_recs: Path = BASELINE_RECS_DIR
+    retrieval_recs: Path = RECS_DIR / "retrieval"
+    ranking_recs: Path = RECS_DIR / "ranking"
+    models: Path = MODELS_DIR
+    global_work: Path = GLOBAL_DIR
+    checkpoints: Path = CHECKPOINTS_DIR
+    reports: Path = REPORTS_DIR
+    plots: Path = PLOTS_DIR
+
+    @classmethod
+    def under(cls, root: str | Path) -> ProjectPaths:
+        """The default layout, rooted at ``root`` instead of the working directory."""
+        root = Path(root)
+        defaults = cls()
+        return cls(**{name: root / getattr(defaults, name) for name in cls.__dataclass_fields__})
+
+    @property
+    def served_retrieval(self) -> Path:
+        """The served towers and indexes (``checkpoints/retrieval``)."""
+        return self.checkpoints / "retrieval"
+
+    @property
+    def served_ranking(self) -> Path:
+        """The served ranker (``checkpoints/ranking``)."""
+        return self.checkpoints / "ranking"

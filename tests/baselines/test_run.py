@@ -13,6 +13,7 @@ from movierec.baselines.run import grid, run_baselines
 from movierec.errors import ParamsError
 from movierec.evaluation.report import evaluate, format_table
 from movierec.features import build_features
+from movierec.recording import Recorder
 from movierec.split import split
 
 PARAMS = {
@@ -80,10 +81,10 @@ def test_evaluate_scores_every_system_and_personal_models_beat_random(
         pipeline["split"],
         pipeline["features"],
         [pipeline["recs"], random_dir],
-        tmp_path / "metrics.json",
-        tmp_path / "plots",
+        Recorder(tmp_path, tmp_path / "plots"),
         {"ks": [5, 10], "min_rating": None},
     )
+    assert (tmp_path / "metrics.json").exists()
     systems = result["systems"]
     assert set(systems) == {"most_popular", "item_knn", "ease", "ease_recency", "random"}
     # a paired comparison of every system with EASE, and the random system loses clearly

@@ -123,7 +123,7 @@ def rebundle(project: TinyProject, target: Path, seed: int) -> Path:
     from movierec.cli import main
 
     shutil.copytree(project.checkpoints, target)
-    params = {**project.params, "seed": seed}
+    params = {**project.params, "train": {**project.params["train"], "seeds": [seed]}}
     params_file = target.parent / f"params-{seed}.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     with chdir(project.root):

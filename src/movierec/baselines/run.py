@@ -26,7 +26,8 @@ from movierec.baselines.ease import EASE, GramEigen
 from movierec.baselines.itemknn import ItemKNN
 from movierec.baselines.popular import MostPopular
 from movierec.data.matrix import InteractionMatrix
-from movierec.errors import DataError, ParamsError
+from movierec.data.parts import read_parts, write_recs
+from movierec.errors import ParamsError
 from movierec.evaluation import ranking_metrics, rating_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
 from movierec.io import atomic_dir, write_json
@@ -53,17 +54,6 @@ class _Fitter:
         return FACTORIES[name](**config).fit(self.data)
 
 
-def read_parts(split_dir: Path, *parts: str) -> pa.Table:
-    """Concatenate the named split parts."""
-    tables = []
-    for part in parts:
-        path = Path(split_dir) / f"{part}.parquet"
-        if not path.exists():
-            raise DataError("split part not found; run `movierec split` first", path=path)
-        tables.append(pq.read_table(path))
-    return pa.concat_tables(tables)
-
-
 def grid(section: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """Expand ``{param: [values...]}`` into a list of configurations (scalars are fixed)."""
     if not isinstance(section, dict) or not section:
@@ -74,20 +64,6 @@ def grid(section: dict[str, Any], name: str) -> list[dict[str, Any]]:
         if not options:
             raise ParamsError(f"baselines.{name}.{key} is an empty list")
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
-
-
-def write_recs(path: Path, user_ids: np.ndarray, recommended: np.ndarray, items_ids: np.ndarray) -> None:
-    """Write top-k lists as ``user_id, item_ids`` with external ids (padding dropped)."""
-    lists = [items_ids[row[row >= 0]] for row in recommended]
-    offsets = np.r_[0, np.cumsum([len(x) for x in lists])].astype(np.int32)
-    values = np.concatenate(lists) if lists else np.array([], dtype=np.int64)
-    table = pa.table(
-        {
-            "user_id": pa.array(user_ids, pa.int64()),
-            "item_ids": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int64())),
-        }
-    )
-    pq.write_table(table, path)
 
 
 def _score(model: Any, evalset: EvalSet, fallback: np.ndarray, ks: list[int], label: str) -> dict[str, float]:

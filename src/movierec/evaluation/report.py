@@ -8,7 +8,6 @@ and a PNG of the curves. A table of the headline numbers is printed.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from movierec.baselines.run import read_parts
 from movierec.data.matrix import InteractionMatrix, Vocab
+from movierec.data.parts import read_parts
 from movierec.errors import DataError
 from movierec.evaluation.bootstrap import mean_interval, paired_ratio
 from movierec.evaluation.protocol import EvalSet, build_eval_set
-from movierec.io import atomic_file, write_json
+from movierec.recording import Recorder
 
 CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
 SEED_FILE = re.compile(r"(.+)\.seed(\d+)")
@@ -84,9 +83,9 @@ def evaluate(
     split_dir: Path,
     features_dir: Path,
     recs_dirs: list[Path],
-    metrics_path: Path,
-    plots_dir: Path,
+    recorder: Recorder,
     params: dict[str, Any],
+    report_name: str = "metrics",
 ) -> dict[str, Any]:
     """Score every system found under ``recs_dirs`` on the test period.
 
@@ -94,12 +93,12 @@ def evaluate(
         split_dir: the split step's output.
         features_dir: the features step's output (item genres for diversity).
         recs_dirs: folders of list files (``<system>.parquet``) and rating files.
-        metrics_path: the metrics JSON to write.
-        plots_dir: where ``metrics_at_k.csv`` and ``metrics_at_k.png`` go.
+        recorder: where the metrics (``<report_name>.json``) and the per-K curves
+            (``metrics_at_k.csv`` and ``.png``) go; the bars read its ``index.json``.
         params: the ``evaluate`` section: ``ks``, ``min_rating``.
 
     Returns:
-        The metrics written to ``metrics_path``.
+        The metrics recorded as ``<report_name>``.
     """
     from movierec.evaluation import per_user_ranking_metrics, ranking_metrics, rating_metrics, summarise
 
@@ -179,9 +178,9 @@ def evaluate(
         raise DataError("no recommendation files found", path=", ".join(map(str, recs_dirs)))
     result["baselines"] = baselines
     result["comparisons"] = paired_comparisons(per_user, baselines)
-    result["bars"] = quality_bars(result, Path(metrics_path).parent / "index.json")
-    write_json(metrics_path, _rounded(result))
-    _write_curves(curves, Path(plots_dir))
+    result["bars"] = quality_bars(result, recorder.reports / "index.json")
+    recorder.metrics(report_name, _rounded(result))
+    _write_curves(curves, recorder)
     return result
 
 
@@ -296,14 +295,13 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _write_curves(rows: list[dict[str, Any]], plots_dir: Path) -> None:
-    """Write the per-K curves as CSV (for ``dvc plots``) and as a PNG."""
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_file(plots_dir / "metrics_at_k.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["system", "k", "recall", "ndcg"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "recall": f"{row['recall']:.6f}", "ndcg": f"{row['ndcg']:.6f}"})
+def _write_curves(rows: list[dict[str, Any]], recorder: Recorder) -> None:
+    """Record the per-K curves as CSV (for ``dvc plots``) and as a PNG."""
+    recorder.table(
+        "metrics_at_k",
+        ({**row, "recall": f"{row['recall']:.6f}", "ndcg": f"{row['ndcg']:.6f}"} for row in rows),
+        ["system", "k", "recall", "ndcg"],
+    )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,8 +319,7 @@ def _write_curves(rows: list[dict[str, Any]], plots_dir: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    with atomic_file(plots_dir / "metrics_at_k.png", "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
+    recorder.figure("metrics_at_k.png", lambda handle: fig.savefig(handle, format="png", dpi=110))
     plt.close(fig)
 
 

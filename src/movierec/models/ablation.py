@@ -25,11 +25,11 @@ from movierec.errors import DataError, ParamsError
 from movierec.evaluation import per_user_ranking_metrics
 from movierec.evaluation.bootstrap import mean_interval, paired_ratio
 from movierec.evaluation.protocol import EvalSet, build_eval_set
-from movierec.io import write_json
 from movierec.models.context import Periods
 from movierec.models.ranking_features import DENSE_FEATURES
 from movierec.models.retrieval import fit_retrieval
 from movierec.models.train import chain_on_test, first_stage, fit_ranker_on_window, merge
+from movierec.recording import Recorder
 
 KS = (10, 100)
 
@@ -41,9 +41,9 @@ def run_ablation(
     seed: int,
     epochs: int,
     work_dir: Path,
-    report_path: Path,
+    recorder: Recorder,
 ) -> dict[str, Any]:
-    """Fit and score every ablation row; write ``report_path``.
+    """Fit and score every ablation row; record ``ablation.json``.
 
     Args:
         periods: the loaded split and catalogues.
@@ -53,7 +53,7 @@ def run_ablation(
         seed: the training seed (the retrieval stage's first).
         epochs: the epoch count the retrieval stage chose for that seed.
         work_dir: the retrieval stage's evaluated models (``data/models``).
-        report_path: where the JSON report goes.
+        recorder: where the report goes.
 
     Returns:
         ``{"retrieval": {row: metrics}, "chain": {row: metrics}, "seed", "epochs"}``.
@@ -127,7 +127,7 @@ def run_ablation(
     reference = "full" if "full" in per_user else next(iter(per_user))
     for name, values in per_user.items():
         report["chain"][name]["ndcg@10_vs_" + reference] = paired_ratio(values, per_user[reference])
-    write_json(report_path, report)
+    recorder.metrics("ablation", report)
     return report
 
 

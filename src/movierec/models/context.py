@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from movierec.baselines.run import read_parts
+from movierec.data.parts import read_parts
 from movierec.data.schema import ITEMS_FILE, TAGS_FILE, USERS_FILE
 from movierec.errors import DataError
 from movierec.features import item_features

@@ -16,7 +16,6 @@ Scheme (no label is ever seen by the stage it evaluates):
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import tempfile
@@ -28,18 +27,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from movierec.baselines.run import write_recs
 from movierec.data.matrix import InteractionMatrix
+from movierec.data.parts import write_recs
 from movierec.errors import DataError
 from movierec.evaluation import ranking_metrics
 from movierec.evaluation.protocol import EvalSet, build_eval_set
-from movierec.io import atomic_dir, atomic_file, write_json
+from movierec.io import atomic_dir
 from movierec.models.blend import Blend
 from movierec.models.context import Periods
 from movierec.models.inputs import Catalogue, user_histories
 from movierec.models.ranking import candidate_rows
 from movierec.models.ranking_features import RankingContext, ease_matrix
 from movierec.models.retrieval import FittedRetrieval, fit_retrieval
+from movierec.recording import Recorder
 
 WIDTHS_KEYS = ("genres", "title", "tags")
 
@@ -91,14 +91,6 @@ def slice_metrics(rows: np.ndarray, evalset: EvalSet, ks: list[int]) -> dict[str
     return out
 
 
-def _write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_file(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def train_retrieval(
     periods: Periods,
     params: dict[str, Any],
@@ -106,7 +98,7 @@ def train_retrieval(
     served_dir: Path | None,
     work_dir: Path,
     recs_dir: Path,
-    reports_dir: Path,
+    recorder: Recorder,
     save_towers_fn: Any,
 ) -> dict[str, Any]:
     """For each seed: select epochs on validation, refit, list the test users' top 100; export the served towers.
@@ -121,7 +113,8 @@ def train_retrieval(
         work_dir: where the evaluated models go for the ranking and ablation stages
             (``data/models/seed<N>/retrieval_train`` and ``.../retrieval_train_valid``).
         recs_dir: where the test lists go (``data/recs/retrieval``).
-        reports_dir: metrics and per-epoch curves.
+        recorder: where the report (``retrieval.json`` / ``ranking.json``) and the per-epoch
+            curves go.
         save_towers_fn: :func:`movierec.models.export.save_towers` (injected to keep imports light).
 
     Returns:
@@ -140,7 +133,7 @@ def train_retrieval(
         for seed in seeds:
             r_train, epochs, best = select_epochs(periods, config, seed, valid_eval, select)
             if seed == seeds[0]:
-                _write_curve(reports_dir / "plots" / "retrieval_epochs.csv", r_train.history)
+                recorder.table("retrieval_epochs", r_train.history)
             r_tv = fit_retrieval(
                 periods.train_valid,
                 periods.catalogue_test,
@@ -183,7 +176,7 @@ def train_retrieval(
         "served_seed": seeds[0],
         "served_fitted_on": "all events" if params.get("final_fit_all", True) else "train+valid",
     }
-    write_json(reports_dir / "retrieval.json", report)
+    recorder.metrics("retrieval", report)
     return report
 
 
@@ -258,7 +251,7 @@ def train_ranking(
     work_dir: Path,
     served_dir: Path | None,
     recs_dir: Path,
-    reports_dir: Path,
+    recorder: Recorder,
 ) -> dict[str, Any]:
     """For each seed: fit the ranker on the validation window, score the test chain; export the served ranker.
 
@@ -271,7 +264,8 @@ def train_ranking(
         served_dir: ``checkpoints/ranking``; None exports none.
         recs_dir: where the chain's test lists (``chain.seed<N>.parquet``) and rating
             predictions go (``data/recs/ranking``).
-        reports_dir: metrics and per-epoch curves.
+        recorder: where the report (``retrieval.json`` / ``ranking.json``) and the per-epoch
+            curves go.
 
     Returns:
         The stage report (also written to ``reports/ranking.json``).
@@ -342,7 +336,7 @@ def train_ranking(
                     ),
                     tmp / f"ratings_{name}.parquet",
                 )
-            _write_curve(reports_dir / "plots" / "ranking_epochs.csv", ranker.history)
+            recorder.table("ranking_epochs", ranker.history)
             served, served_pairs = ranker, n_pairs
             if served_dir is None:
                 continue
@@ -408,7 +402,7 @@ def train_ranking(
         "served_training_pairs": served_pairs,
         "served_seed": seeds[0],
     }
-    write_json(reports_dir / "ranking.json", report)
+    recorder.metrics("ranking", report)
     return report
 
 

@@ -14,7 +14,6 @@ stages. Nothing is fitted to one dataset by hand: a new dataset gets its own sea
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ from movierec.data.matrix import InteractionMatrix
 from movierec.errors import ParamsError
 from movierec.evaluation import ranking_metrics
 from movierec.evaluation.protocol import build_eval_set
-from movierec.io import atomic_dir, atomic_file, write_json
+from movierec.io import atomic_dir, write_json
 from movierec.models.context import Periods
+from movierec.recording import Recorder
 
 TUNED_FILE = "settings.json"
 
@@ -92,8 +92,7 @@ def tune(
     ranking: dict[str, Any],
     settings: dict[str, Any],
     out_dir: Path,
-    report_path: Path,
-    curve_path: Path,
+    recorder: Recorder,
 ) -> dict[str, Any]:
     """Search both models' settings; write ``out_dir/settings.json`` and the trial report.
 
@@ -104,8 +103,8 @@ def tune(
         settings: the ``tune`` section: ``seed``, and ``retrieval``/``ranking`` each with
             ``trials`` and ``space``.
         out_dir: where ``settings.json`` goes (atomically).
-        report_path: the trials and the choice, as JSON.
-        curve_path: one CSV row per trial (for ``dvc plots``).
+        recorder: where the report (``tuning.json``: the trials and the choice) and the
+            trials' table (``tuning_trials.csv``, one row per trial, for ``dvc plots``) go.
 
     Returns:
         ``{"retrieval": chosen settings, "ranking": chosen settings, ...report}``.
@@ -238,8 +237,8 @@ def tune(
     }
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / TUNED_FILE, chosen)
-    write_json(report_path, report)
-    _write_trials(Path(curve_path), rows)
+    recorder.metrics("tuning", report)
+    recorder.table("tuning_trials", rows)
     return report
 
 
@@ -320,15 +319,6 @@ def _sampler(seed: int, trials: int) -> Any:
     import optuna
 
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 2)))
-
-
-def _write_trials(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_file(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def with_tuned(section: dict[str, Any], tuned_dir: Path, model: str) -> dict[str, Any]:

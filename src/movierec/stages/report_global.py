@@ -1,4 +1,4 @@
-"""``movierec report-global``: the production-like second report, on the global temporal split.
+"""Stage ``report_global``: the production-like second report, on the global temporal split.
 
 The quality bars use the per-user hold-out (every active user scored). A service in
 production sees something else: it is trained on everything up to a date and then
@@ -20,13 +20,36 @@ from movierec.features import build_features
 from movierec.io import write_json
 from movierec.models.context import load_periods
 from movierec.models.train import train_ranking, train_retrieval
+from movierec.paths import ProjectPaths
+from movierec.recording import Recorder
+from movierec.settings import Settings
 from movierec.split import method_params, split
+
+REPORT = "metrics_global"
+
+
+def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
+    """The pipeline on the global temporal split, first training seed, tuned settings; writes
+    ``reports/metrics_global.json`` (intermediates under ``data/global``)."""
+    from movierec.models.export import save_towers
+    from movierec.stages.inputs import ranking_section, retrieval_section
+
+    return global_report(
+        paths.prepared,
+        paths.global_work,
+        Recorder(paths.reports, paths.global_work / "reports" / "plots"),
+        settings.as_params(),
+        retrieval_section(settings, paths),
+        ranking_section(settings, paths),
+        settings.train.seeds[0],
+        save_towers,
+    )
 
 
 def global_report(
     prepared_dir: Path,
     work_root: Path,
-    metrics_path: Path,
+    recorder: Recorder,
     params: dict[str, Any],
     retrieval: dict[str, Any],
     ranking: dict[str, Any],
@@ -38,7 +61,8 @@ def global_report(
     Args:
         prepared_dir: the prepare step's output.
         work_root: where every intermediate goes (``data/global``).
-        metrics_path: the report (``reports/metrics_global.json``).
+        recorder: where the report goes (``reports/metrics_global.json``; its curves under
+            ``data/global``).
         params: the whole params.yaml (``split``, ``features``, ``baselines``, ``evaluate``).
         retrieval: the retrieval settings (tuned), as the training stage uses them.
         ranking: the ranking settings (tuned, with the EASE features' settings).
@@ -46,7 +70,7 @@ def global_report(
         save_towers_fn: :func:`movierec.models.export.save_towers`.
 
     Returns:
-        The evaluation written to ``metrics_path``.
+        The evaluation, recorded as ``metrics_global``.
     """
     root = Path(work_root)
     write_json(root / "split.json", split(prepared_dir, root / "split", method_params(params["split"], "temporal")))
@@ -64,16 +88,17 @@ def global_report(
 
         chosen = read_json(baselines / "validation.json")["ease_recency"]["chosen"]
         ranking = {**ranking, "ease": (float(chosen["l2"]), float(chosen["recency_tau"]))}
+    work = Recorder(root / "reports")  # the intermediate reports stay with the intermediates
     train_retrieval(
-        periods, retrieval, [seed], None, root / "models", root / "recs" / "retrieval", root / "reports", save_towers_fn
+        periods, retrieval, [seed], None, root / "models", root / "recs" / "retrieval", work, save_towers_fn
     )
-    train_ranking(periods, ranking, [seed], root / "models", None, root / "recs" / "ranking", root / "reports")
+    train_ranking(periods, ranking, [seed], root / "models", None, root / "recs" / "ranking", work)
     result = evaluate(
         root / "split",
         root / "features",
         [baselines, root / "recs" / "retrieval", root / "recs" / "ranking"],
-        metrics_path,
-        root / "reports" / "plots",
+        recorder,
         params["evaluate"],
+        report_name=REPORT,
     )
     return result
