@@ -62,8 +62,6 @@ class TinyProject:
         """``MOVIEREC_*`` variables that point a server at this project."""
         return {
             "MOVIEREC_BUNDLE_DIR": str(bundle_dir or self.checkpoints),
-            "MOVIEREC_INTERACTIONS_PATH": str(self.interactions),
-            "MOVIEREC_USERS_PATH": str(self.users),
             "MOVIEREC_DATABASE_PATH": str(database),
             "MOVIEREC_API_KEY": api_key,
         }
@@ -75,8 +73,6 @@ def make_settings(project: TinyProject, database: Path, **overrides: Any) -> Any
 
     values: dict[str, Any] = dict(
         bundle_dir=project.checkpoints,
-        interactions_path=project.interactions,
-        users_path=project.users,
         database_path=database,
         api_key=API_KEY,
     )

@@ -1,16 +1,16 @@
 """The chain the report measures is the chain the API serves.
 
 With ``train.final_fit_all: false`` the bundle holds the evaluated models (retrieval fitted
-on train+valid, the ranker on the validation window). Served over the train+valid events,
-the API's retrieval (exact index) then ranking must return, for every test user, the very
-lists the ranking stage wrote for the evaluation: the same request path, no shortcut.
+on train+valid, the ranker on the validation window) and the train+valid events' ranking
+context. Served from that bundle alone, the API's retrieval (exact index) then ranking must
+return, for every test user, the very lists the ranking stage wrote for the evaluation: the
+same request path, no shortcut.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from bundle_fixture import API_KEY, TinyProject, build_tiny_project, make_settings
@@ -26,13 +26,11 @@ def evaluated_project(tmp_path_factory: pytest.TempPathFactory) -> TinyProject:
 
 def test_api_chain_reproduces_the_evaluated_chain(evaluated_project: TinyProject, tmp_path: Path) -> None:
     root = evaluated_project.root
-    known = pa.concat_tables([pq.read_table(root / "data" / "split" / f"{p}.parquet") for p in ("train", "valid")])
-    interactions = tmp_path / "train_valid.parquet"
-    pq.write_table(known, interactions)
     seed = evaluated_project.params["train"]["seeds"][0]
     offline = pq.read_table(root / "data" / "recs" / "ranking" / f"chain.seed{seed}.parquet").to_pydict()
     k = evaluated_project.params["ranking"]["candidates"]
-    settings = make_settings(evaluated_project, tmp_path / "db.sqlite", interactions_path=interactions)
+    # the bundle alone: it carries the histories of the events it was fitted on (train+valid here)
+    settings = make_settings(evaluated_project, tmp_path / "db.sqlite")
     same_lists = 0
     with TestClient(create_app(settings), headers={"X-API-Key": API_KEY}) as client:
         for user, expected in zip(offline["user_id"], offline["item_ids"]):
@@ -64,3 +62,21 @@ def test_served_ratings_come_from_the_exported_biases(evaluated_project: TinyPro
     got = {i["item_id"]: i["rating"] for i in ranked}
     want = biases.predict(np.full(len(items), user), np.array(items))
     assert np.allclose([got[i] for i in items], want, atol=1e-5)
+
+
+def test_the_service_imports_no_training_code() -> None:
+    """The service loads the bundle: importing it pulls in no stage, baseline or trainer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, movierec.serving.app, movierec.serving.service, movierec.serving.server\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('movierec.stages', 'movierec.baselines', "
+        "'movierec.models.retrieval', 'movierec.models.towers', 'movierec.models.ranking', "
+        "'movierec.models.train', 'movierec.models.tuning', 'movierec.models.ablation', "
+        "'movierec.features', 'movierec.data.matrix')) and m != 'movierec.models.ranking_features' "
+        "and m != 'movierec.models.ranking_export')\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "", f"the service imports training code: {out.stdout.strip()}"

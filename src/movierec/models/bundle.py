@@ -26,6 +26,8 @@ REQUIRED = {
     "ranking/ease.npz": "EASE weights of the ranking features",
     "ranking/ease.json": "EASE feature settings",
     "ranking/rating_biases.npz": "the served rating predictor (mean plus user and item biases)",
+    "ranking/context.npz": "the ranking context: histories, user activity, item co-occurrence",
+    "ranking/context.json": "the ranking context's cut and mean rating",
 }
 
 

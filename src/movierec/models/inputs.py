@@ -135,6 +135,13 @@ class UserDirectory:
                 columns[name] = np.array([v or "" for v in users.column(name).to_pylist()], dtype=object)
         return cls(users.column("user_id").to_numpy().astype(np.int64), columns)
 
+    def to_table(self) -> pa.Table:
+        """The directory as a table :meth:`from_table` reads back unchanged."""
+        columns: dict[str, pa.Array] = {"user_id": pa.array(self.user_id, pa.int64())}
+        for name, values in self.columns.items():
+            columns[name] = pa.array(values, pa.float32()) if name == "age" else pa.array(values.tolist(), pa.string())
+        return pa.table(columns)
+
     def lookup(self, user_ids: np.ndarray) -> dict[str, np.ndarray]:
         """Demographic inputs for ``user_ids``; unknown users get ``nan`` age and ``""``."""
         user_ids = np.asarray(user_ids, dtype=np.int64)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from movierec.features import user_features
 from movierec.models.inputs import Catalogue, UserDirectory, user_histories
 
 DAY = 86_400
@@ -119,6 +118,8 @@ class RankingContext:
             ease_neighbours: entries kept per column of the EASE weights.
             blend: the first stage's :class:`~movierec.models.blend.Blend`, or None.
         """
+        from movierec.features import user_features  # training side only: the service loads a built context
+
         empty = pa.table({"user_id": pa.array([], pa.int64())})
         stats = user_features(known, empty, cut)
         user_stats = {

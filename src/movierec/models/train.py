@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
@@ -271,6 +272,7 @@ def train_ranking(
         The stage report (also written to ``reports/ranking.json``).
     """
     from movierec.baselines.biases import BiasBaseline
+    from movierec.models.context_export import save_context
     from movierec.models.export import LoadedRetrieval
     from movierec.models.ranking_export import save_ease, save_ranker, save_rating_biases
 
@@ -374,8 +376,22 @@ def train_ranking(
                 events.column("rating").to_numpy(),
             )
 
+            # what the service reads about those events (histories, activity, co-occurrence),
+            # so the bundle alone is enough to serve
+            served_context = RankingContext.build(
+                events,
+                catalogue,
+                np.zeros((len(catalogue), 1), np.float32),  # the service embeds the items itself
+                periods.users,
+                int(pc.max(events.column("timestamp")).as_py()) + 1,
+            )
+
             def export(
-                staging: Path, served: Any = served, served_ease: Any = served_ease, biases: Any = biases
+                staging: Path,
+                served: Any = served,
+                served_ease: Any = served_ease,
+                biases: Any = biases,
+                served_context: RankingContext = served_context,
             ) -> None:
                 save_ranker(
                     served,
@@ -388,6 +404,7 @@ def train_ranking(
                 )
                 save_ease(served_ease, ease[1] if ease else 10.0, staging)
                 save_rating_biases(biases, staging)
+                save_context(served_context, staging)
 
             publish(served_dir, export)
     first = per_seed[str(seeds[0])]

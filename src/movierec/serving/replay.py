@@ -22,8 +22,6 @@ def replay(
     database: Path,
     bundle: Path | None = None,
     k: int = 10,
-    interactions_path: Path = Path("data/prepared/interactions.parquet"),
-    users_path: Path = Path("data/prepared/users.parquet"),
 ) -> dict[str, Any]:
     """Score logged lists (and optionally a bundle) against the feedback that followed.
 
@@ -61,7 +59,7 @@ def replay(
     if bundle is not None:
         from movierec.serving.service import Recommender, UserQuery
 
-        rec = Recommender(Path(bundle), interactions_path, users_path)
+        rec = Recommender(Path(bundle))
         lists = []
         for row, _ in evaluated:
             earlier = [item for stamp, item in by_user.get(int(row["user_id"]), []) if stamp < row["time"]]

@@ -6,7 +6,6 @@ import os
 import shutil
 import tempfile
 
-from movierec.errors import DataError
 from movierec.models.bundle import check_manifest
 from movierec.serving.settings import Settings
 
@@ -31,8 +30,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     pointer = BundlePointer(settings.database_path)
     pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
     pointer.close()
-    if not settings.interactions_path.exists():
-        raise DataError("missing; run `dvc repro` (or `make run`) first", path=settings.interactions_path)
     # One thread per library per worker: on a small machine BLAS, OpenMP (FAISS) and TensorFlow
     # thread pools otherwise spin against each other on tiny per-request matrices, which was
     # measured to halve the chain's throughput. Requests already run concurrently in threads.

@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import tensorflow as tf
 
 from movierec.errors import DataError
 from movierec.models.blend import Blend
 from movierec.models.bundle import check_manifest
+from movierec.models.context_export import load_context, load_users
 from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
 from movierec.models.fast_towers import NumpyQueryTower
-from movierec.models.inputs import UserDirectory, pad_ids, user_histories
+from movierec.models.inputs import pad_ids
 from movierec.models.ranking_export import (
     NumpyRanker,
     load_ease,
@@ -62,27 +62,29 @@ class Result:
 
 
 class Recommender:
-    """A loaded, validated bundle: towers, indexes, ranker, catalogue and known histories."""
+    """A loaded, validated bundle: towers, indexes, ranker, catalogue and known histories.
 
-    def __init__(self, bundle_dir: Path, interactions_path: Path, users_path: Path):
+    Everything comes from the bundle folder: the service reads no event table and fits
+    nothing (the ranking context, the users' demographics and histories are exported by
+    training, see :mod:`movierec.models.context_export`).
+    """
+
+    def __init__(self, bundle_dir: Path):
         start = time.perf_counter()
         bundle_dir = Path(bundle_dir)
         self.manifest = check_manifest(bundle_dir)
         self.version = self.manifest["version"]
-        if not Path(interactions_path).exists():
-            raise DataError("the interactions the bundle was trained on are missing", path=interactions_path)
-        self.users = UserDirectory.from_table(pq.read_table(users_path)) if Path(users_path).exists() else None
+        self.users = load_users(bundle_dir / "ranking")
         self.retrieval = LoadedRetrieval(bundle_dir / "retrieval", self.users)
         self.catalogue = self.retrieval.catalogue
         self.item_embeddings = self.retrieval.embed_items()
-        events = pq.read_table(interactions_path, columns=["user_id", "item_id", "rating", "timestamp"])
-        self.histories = user_histories(events)
-        cut = int(np.max(events.column("timestamp").to_numpy())) + 1
         try:
             blend = Blend.from_config(self.retrieval.config)
         except ValueError as exc:
             raise DataError(str(exc), path=bundle_dir / "retrieval") from exc
-        context = RankingContext.build(events, self.catalogue, self.item_embeddings, self.users, cut, blend=blend)
+        context = load_context(bundle_dir / "ranking", self.catalogue, self.item_embeddings, self.users)
+        context.blend = blend
+        self.histories = context.histories
         try:
             ease = load_ease(bundle_dir / "ranking", len(self.catalogue))
         except ValueError as exc:

@@ -8,7 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Where the bundle and the data live, and how the service behaves.
+    """Where the bundle and the service's own database live, and how the service behaves.
 
     Every field can be set with an environment variable of the same name prefixed by
     ``MOVIEREC_`` (for example ``MOVIEREC_BUNDLE_DIR=/models/current``).
@@ -16,9 +16,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore")
 
-    bundle_dir: Path = Path("checkpoints")
-    interactions_path: Path = Path("data/prepared/interactions.parquet")
-    users_path: Path = Path("data/prepared/users.parquet")
+    bundle_dir: Path = Path("checkpoints")  # everything the service serves (see models/bundle.py)
     database_path: Path = Path("data/serving/movierec.sqlite")
     default_index: str = "faiss"  # measured fastest here, and the most accurate against brute force
     api_key: str = ""  # empty: the admin routes are disabled

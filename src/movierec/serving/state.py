@@ -33,8 +33,7 @@ class ServiceState:
 
     def load(self, path: Any = None) -> Recommender:
         """Build a recommender from ``path`` (or the configured bundle); does not swap it in."""
-        s = self.settings
-        return Recommender(path or s.bundle_dir, s.interactions_path, s.users_path)
+        return Recommender(path or self.settings.bundle_dir)
 
     def swap(self, new: Recommender) -> str | None:
         """Make ``new`` the current recommender; return the previous version."""
