@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
+from movierec.errors import DataError
 from movierec.io import read_json
 from movierec.recording import Recorder, numbers
 
@@ -44,6 +47,9 @@ def test_records_go_to_their_files_and_to_every_backend(tmp_path: Path) -> None:
     assert backend.metrics == [("retrieval", {"valid_best": 0.25, "per_seed.42.chosen_epochs": 3.0})]
     assert backend.artifacts == [path, table, figure]
     assert not list((tmp_path / "reports").rglob("*.tmp*"))  # written atomically, nothing left over
+    assert recorder.read("retrieval")["valid_best"] == 0.25
+    with pytest.raises(DataError, match="no ablation report yet"):
+        recorder.read("ablation")
 
 
 def test_plots_may_live_elsewhere(tmp_path: Path) -> None:

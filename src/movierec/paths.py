@@ -68,9 +68,13 @@ class ProjectPaths:
     @property
     def served_retrieval(self) -> Path:
         """The served towers and indexes (``checkpoints/retrieval``)."""
-        return self.checkpoints / "retrieval"
+        from movierec.models.layout import RETRIEVAL
+
+        return self.checkpoints / RETRIEVAL
 
     @property
     def served_ranking(self) -> Path:
         """The served ranker (``checkpoints/ranking``)."""
-        return self.checkpoints / "ranking"
+        from movierec.models.layout import RANKING
+
+        return self.checkpoints / RANKING

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from movierec.io import atomic_file, write_json
+from movierec.errors import DataError
+from movierec.io import atomic_file, read_json, write_json
 
 
 class Backend(Protocol):
@@ -58,6 +59,17 @@ class Recorder:
             backend.log_metrics(name, numbers(report))
             backend.log_artifact(path)
         return path
+
+    def read(self, name: str) -> dict[str, Any]:
+        """A report recorded earlier as ``name`` (``reports/<name>.json``).
+
+        Raises:
+            DataError: it has not been recorded yet.
+        """
+        path = self.reports / f"{name}.json"
+        if not path.exists():
+            raise DataError(f"no {name} report yet; run the stage that records it first", path=path)
+        return read_json(path)
 
     def table(self, name: str, rows: Iterable[dict[str, Any]], fields: list[str] | None = None) -> Path:
         """Write ``plots/<name>.csv`` (one column per key, in order of first appearance)."""

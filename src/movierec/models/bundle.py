@@ -10,25 +10,10 @@ from typing import Any
 
 from movierec.errors import DataError
 from movierec.io import read_json, write_json
+from movierec.models.layout import BRUTE, CANDIDATE_TOWER, MANIFEST, QUERY_TOWER, REQUIRED, SCANN, BundleLayout
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-REQUIRED = {
-    "retrieval/query_tower": "query tower SavedModel",
-    "retrieval/candidate_tower": "candidate tower SavedModel",
-    "retrieval/brute": "brute-force top-k SavedModel",
-    "retrieval/scann": "ScaNN top-k SavedModel",
-    "retrieval/faiss": "FAISS index",
-    "retrieval/retrieval.json": "retrieval metadata",
-    "retrieval/catalogue.parquet": "catalogue the towers were fitted on",
-    "ranking/pointwise": "ranker SavedModel",
-    "ranking/ranker.json": "ranker metadata",
-    "ranking/ease.npz": "EASE weights of the ranking features",
-    "ranking/ease.json": "EASE feature settings",
-    "ranking/rating_biases.npz": "the served rating predictor (mean plus user and item biases)",
-    "ranking/context.npz": "the ranking context: histories, user activity, item co-occurrence",
-    "ranking/context.json": "the ranking context's cut and mean rating",
-}
+__all__ = ["MANIFEST", "REQUIRED", "check_manifest", "tree_hash", "write_manifest"]
 
 
 def tree_hash(path: Path) -> str:
@@ -59,11 +44,12 @@ def write_manifest(checkpoints: Path, prepared_dir: Path, params: dict[str, Any]
     parts = {p: tree_hash(checkpoints / p) for p in REQUIRED}
     data = {name: tree_hash(Path(prepared_dir) / name) for name in ("interactions.parquet", "items.parquet")}
     data_fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    retrieval = read_json(checkpoints / "retrieval" / "retrieval.json")
-    ranker = read_json(checkpoints / "ranking" / "ranker.json")
+    layout = BundleLayout(checkpoints)
+    retrieval = read_json(layout.retrieval_meta)
+    ranker = read_json(layout.ranker_meta)
     metrics_path = Path(reports_dir) / "metrics.json"
     metrics = read_json(metrics_path) if metrics_path.exists() else {}
-    index_path = checkpoints / "retrieval" / "index.json"
+    index_path = layout.index_report
     digest = hashlib.sha256(
         json.dumps({"data": data_fingerprint, "params": params, "parts": parts}, sort_keys=True, default=str).encode()
     ).hexdigest()
@@ -83,15 +69,15 @@ def write_manifest(checkpoints: Path, prepared_dir: Path, params: dict[str, Any]
         },
         "vocabularies": retrieval["vocab"],
         "inputs": {
-            "query_tower": retrieval["query_inputs"],
-            "candidate_tower": retrieval["candidate_inputs"],
+            QUERY_TOWER: retrieval["query_inputs"],
+            CANDIDATE_TOWER: retrieval["candidate_inputs"],
             "ranker": ranker["inputs"],
         },
         "outputs": {
-            "query_tower": ["embedding"],
-            "candidate_tower": ["embedding"],
-            "brute": ["scores", "item_ids"],
-            "scann": ["scores", "item_ids"],
+            QUERY_TOWER: ["embedding"],
+            CANDIDATE_TOWER: ["embedding"],
+            BRUTE: ["scores", "item_ids"],
+            SCANN: ["scores", "item_ids"],
             "ranker": ["score", "rating"],
         },
         "embedding_dim": retrieval["embedding_dim"],

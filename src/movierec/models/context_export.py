@@ -18,11 +18,9 @@ import scipy.sparse as sp
 from movierec.errors import DataError
 from movierec.io import atomic_file, read_json, write_json
 from movierec.models.inputs import Catalogue, UserDirectory
+from movierec.models.layout import CONTEXT_ARRAYS, CONTEXT_META, USERS_TABLE
 from movierec.models.ranking_features import RankingContext
 
-CONTEXT_ARRAYS = "context.npz"
-CONTEXT_META = "context.json"
-USERS_TABLE = "users.parquet"
 FORMAT = 1
 
 

@@ -18,14 +18,10 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from movierec.models.inputs import Catalogue, UserDirectory, query_features
+from movierec.models.layout import CANDIDATE_TOWER, CATALOGUE, QUERY_TOWER, RETRIEVAL_META
 from movierec.models.vocab import candidate_feature_names, query_feature_names
 
-QUERY_DIR, CANDIDATE_DIR, META_FILE, CATALOGUE_FILE = (
-    "query_tower",
-    "candidate_tower",
-    "retrieval.json",
-    "catalogue.parquet",
-)
+QUERY_DIR, CANDIDATE_DIR, META_FILE, CATALOGUE_FILE = QUERY_TOWER, CANDIDATE_TOWER, RETRIEVAL_META, CATALOGUE
 CATALOGUE_WIDTHS_KEY = "widths"
 
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from movierec.errors import DataError
 from movierec.io import write_json
+from movierec.models.layout import FAISS_IDS, FAISS_INDEX, FAISS_META
 
-FAISS_FILE, FAISS_IDS, FAISS_META = "index.faiss", "item_ids.npy", "faiss.json"
+FAISS_FILE = FAISS_INDEX
 
 
 def build_faiss(embeddings: np.ndarray, cfg: dict[str, Any]) -> Any:

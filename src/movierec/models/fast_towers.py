@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-QUERY_WEIGHTS = "query_weights.npz"
+from movierec.models.layout import QUERY_WEIGHTS
 
 
 def save_query_weights(tower: Any, out_dir: Path) -> None:

@@ -25,12 +25,13 @@ from movierec.models.export import (
 from movierec.models.faiss_index import build_faiss, load_faiss, save_faiss, search_faiss
 from movierec.models.index_tuning import exact_top_k, tune_faiss, tune_scann
 from movierec.models.inputs import Catalogue, query_features
+from movierec.models.layout import BRUTE, FAISS, INDEX_REPORT, SCANN
 from movierec.models.topk_export import QueryEmbedding, build_topk, load_topk, query_specs, save_topk
 from movierec.params import require_positive_int
 
 __all__ = ["DEFAULTS", "build_indexes", "load_faiss", "load_topk", "search_faiss"]
 
-INDEX_FILE = "index.json"
+INDEX_FILE = INDEX_REPORT
 ITEM_COLUMNS = (
     "item_id",
     "title",
@@ -147,11 +148,11 @@ def build_indexes(
 
     source = "items" if items is not None else "export"
     info = {"k": k, "n_items": n_items, "catalogue": source, "dim": int(embeddings.shape[1])}
-    with atomic_dir(out_dir / "brute") as tmp:
+    with atomic_dir(out_dir / BRUTE) as tmp:
         save_topk(brute, tmp, "brute", info)
-    with atomic_dir(out_dir / "scann") as tmp:
+    with atomic_dir(out_dir / SCANN) as tmp:
         save_topk(scann_module, tmp, "scann", info | {"scann": scann})
-    with atomic_dir(out_dir / "faiss") as tmp:
+    with atomic_dir(out_dir / FAISS) as tmp:
         save_faiss(faiss_index, catalogue.item_id, faiss_cfg, tmp)
     summary = {
         "k": k,

@@ -11,10 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from movierec.models.fast_towers import dense_layers, load_arrays
+from movierec.models.layout import EASE_META, EASE_WEIGHTS, RANKER, RANKER_META, RANKER_WEIGHTS, RATING_BIASES
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
 
-RANKER_META = "ranker.json"
-EASE_FILE = "ease.npz"
+EASE_FILE = EASE_WEIGHTS
 
 
 def ranker_signature() -> dict[str, tf.TensorSpec]:
@@ -40,7 +40,7 @@ def save_ranker(fitted: Any, out_dir: Path, extra: dict[str, Any] | None = None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = _RankerModule(fitted.model)
-    tf.saved_model.save(module, str(out_dir / "pointwise"), signatures={"serving_default": module.signature})
+    tf.saved_model.save(module, str(out_dir / RANKER), signatures={"serving_default": module.signature})
     save_ranker_weights(fitted.model, out_dir)
     meta = {
         "inputs": {n: {"dtype": s.dtype.name, "shape": [None]} for n, s in ranker_signature().items()},
@@ -58,7 +58,7 @@ def save_ease(weights: Any, tau: float, out_dir: Path) -> None:
     import scipy.sparse as sp
 
     sp.save_npz(Path(out_dir) / EASE_FILE, weights.tocsr(), compressed=True)
-    (Path(out_dir) / "ease.json").write_text(
+    (Path(out_dir) / EASE_META).write_text(
         json.dumps({"tau": float(tau), "shape": list(weights.shape), "entries": int(weights.nnz)})
     )
 
@@ -77,11 +77,11 @@ def load_ease(directory: Path, n_items: int) -> tuple[Any, float] | None:
     weights = sp.load_npz(path).tocsr()
     if weights.shape != (n_items, n_items):
         raise ValueError(f"{path}: EASE weights are {weights.shape}, the catalogue has {n_items} items")
-    meta = json.loads((Path(directory) / "ease.json").read_text())
+    meta = json.loads((Path(directory) / EASE_META).read_text())
     return weights, float(meta["tau"])
 
 
-RATING_FILE = "rating_biases.npz"
+RATING_FILE = RATING_BIASES
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def load_rating_biases(directory: Path) -> RatingBiases | None:
 
 def load_ranker(directory: Path) -> Any:
     """The ``serving_default`` function of an exported ranker."""
-    return tf.saved_model.load(str(Path(directory) / "pointwise")).signatures["serving_default"]
+    return tf.saved_model.load(str(Path(directory) / RANKER)).signatures["serving_default"]
 
 
 def predict_exported(signature: Any, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +154,7 @@ def predict_exported(signature: Any, features: dict[str, np.ndarray]) -> tuple[n
     return out["score"].numpy(), out["rating"].numpy()
 
 
-WEIGHTS_FILE = "weights.npz"
+WEIGHTS_FILE = RANKER_WEIGHTS
 
 
 def save_ranker_weights(model: Any, out_dir: Path) -> None:

@@ -19,8 +19,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movierec.errors import DataError
+from movierec.models.layout import TOPK_META
 
-TOPK_FILE = "topk.json"
+TOPK_FILE = TOPK_META
 SCANN_NAMESPACE = "Scann"
 KINDS = ("brute", "scann")
 EMPTY_ID = -1  # item id of an empty result slot (score -inf)

@@ -24,6 +24,7 @@ from movierec.models.export import LoadedRetrieval
 from movierec.models.faiss_index import load_faiss, search_faiss
 from movierec.models.fast_towers import NumpyQueryTower
 from movierec.models.inputs import pad_ids
+from movierec.models.layout import BundleLayout
 from movierec.models.ranking_export import (
     NumpyRanker,
     load_ease,
@@ -72,42 +73,43 @@ class Recommender:
     def __init__(self, bundle_dir: Path):
         start = time.perf_counter()
         bundle_dir = Path(bundle_dir)
+        layout = BundleLayout(bundle_dir)
         self.manifest = check_manifest(bundle_dir)
         self.version = self.manifest["version"]
-        self.users = load_users(bundle_dir / "ranking")
-        self.retrieval = LoadedRetrieval(bundle_dir / "retrieval", self.users)
+        self.users = load_users(layout.ranking)
+        self.retrieval = LoadedRetrieval(layout.retrieval, self.users)
         self.catalogue = self.retrieval.catalogue
         self.item_embeddings = self.retrieval.embed_items()
         try:
             blend = Blend.from_config(self.retrieval.config)
         except ValueError as exc:
-            raise DataError(str(exc), path=bundle_dir / "retrieval") from exc
-        context = load_context(bundle_dir / "ranking", self.catalogue, self.item_embeddings, self.users)
+            raise DataError(str(exc), path=layout.retrieval) from exc
+        context = load_context(layout.ranking, self.catalogue, self.item_embeddings, self.users)
         context.blend = blend
         self.histories = context.histories
         try:
-            ease = load_ease(bundle_dir / "ranking", len(self.catalogue))
+            ease = load_ease(layout.ranking, len(self.catalogue))
         except ValueError as exc:
-            raise DataError(str(exc), path=bundle_dir / "ranking") from exc
+            raise DataError(str(exc), path=layout.ranking) from exc
         if ease is not None:
             context.ease, context.ease_tau = ease
         self.context = _ServingContext.of(context)
         self.context.blender()  # built once at load (the item embeddings' covariance), not per request
-        self.ranker = load_ranker(bundle_dir / "ranking")
-        self.rating_biases = load_rating_biases(bundle_dir / "ranking")
-        self.scann = load_topk(bundle_dir / "retrieval" / "scann")
-        self.faiss_index, self.faiss_ids = load_faiss(bundle_dir / "retrieval" / "faiss")
+        self.ranker = load_ranker(layout.ranking)
+        self.rating_biases = load_rating_biases(layout.ranking)
+        self.scann = load_topk(layout.scann)
+        self.faiss_index, self.faiss_ids = load_faiss(layout.faiss)
         self.query_inputs = list(self.retrieval.meta["query_inputs"])
         self.history_len = int(self.retrieval.config["history_len"])
         self.fast_query = None
-        self.fast_query = self._checked_fast_query(bundle_dir / "retrieval" / "query_tower")
+        self.fast_query = self._checked_fast_query(layout.query_tower)
         self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
         self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
         self.genre_masks = {g: (self.catalogue.genres == g).any(axis=1) for g in self.genres}
         self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
         self.n_users = len(self.histories)
         self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
-        self.fast_ranker = self._checked_fast_ranker(bundle_dir / "ranking")
+        self.fast_ranker = self._checked_fast_ranker(layout.ranking)
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from movierec.io import read_json
 from movierec.models.ablation import run_ablation
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
@@ -15,7 +14,7 @@ from movierec.stages.inputs import periods, ranking_section, retrieval_section
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     """Score every row of ``retrieval.ablation`` and ``ranking.ablation`` (first seed)."""
     seed = settings.train.seeds[0]
-    epochs = int(read_json(paths.reports / "retrieval.json")["per_seed"][str(seed)]["chosen_epochs"])
+    epochs = int(Recorder(paths.reports).read("retrieval")["per_seed"][str(seed)]["chosen_epochs"])
     return run_ablation(
         periods(settings, paths),
         retrieval_section(settings, paths),
