@@ -28,6 +28,7 @@ from movierec.models.inputs import Catalogue, query_features
 from movierec.models.layout import BRUTE, FAISS, INDEX_REPORT, SCANN
 from movierec.models.topk_export import QueryEmbedding, build_topk, load_topk, query_specs, save_topk
 from movierec.params import require_positive_int
+from movierec.settings import IndexSettings
 
 __all__ = ["DEFAULTS", "build_indexes", "load_faiss", "load_topk", "search_faiss"]
 
@@ -45,21 +46,7 @@ ITEM_COLUMNS = (
 )
 TUNING_MARGIN = 0.01
 FAISS_MIN_POINTS_PER_LIST = 39  # FAISS's own k-means warns below this many training points per centroid
-DEFAULTS: dict[str, Any] = {
-    "k": 100,
-    "eval_queries": 1000,
-    "eval_batch_size": 100,
-    "seed": 0,
-    "target_recall": 0.95,
-    "scann": {
-        "num_leaves": 100,
-        "num_leaves_to_search": 20,
-        "dimensions_per_block": 2,
-        "num_reordering_candidates": 500,
-        "training_iterations": 12,
-    },
-    "faiss": {"nlist": 100, "nprobe": 16},
-}
+DEFAULTS: dict[str, Any] = IndexSettings().model_dump()  # the one home of the defaults: movierec.settings
 
 
 def build_indexes(
