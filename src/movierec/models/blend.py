@@ -143,6 +143,6 @@ class Blender:
             )
             * a
         )  # as the towers
-        position = {int(r): i for i, r in enumerate(rows.tolist())}
-        scores[[position[int(r)] for r in support]] += b * values
+        order = np.argsort(rows, kind="stable")  # rows are distinct; locate the support among them
+        scores[order[np.searchsorted(rows[order], support)]] += b * values
         return rows, scores

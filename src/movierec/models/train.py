@@ -16,6 +16,7 @@ Scheme (no label is ever seen by the stage it evaluates):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -62,19 +63,25 @@ def first_stage(
     evalset: EvalSet,
     k: int,
     ease: tuple[float, float] | None = None,
+    known_ctx: RankingContext | None = None,
 ) -> tuple[np.ndarray, np.ndarray, RankingContext]:
     """Candidate rows for every evaluated user (warm: the towers; cold: recent popularity).
 
     ``ease`` (``(l2, tau)``) also fits the EASE ranking features into the returned context.
+    ``known_ctx``: a context already built from the same ``known`` events, catalogue, users,
+    cut and ``ease`` (see :func:`known_context`); only ``fitted``'s item embeddings and blend
+    are put into a copy of it, instead of indexing the events again.
 
     Returns:
         ``(rows, query_embeddings, context)``.
     """
     if not np.array_equal(catalogue.item_id, evalset.items.ids):
         raise ValueError("the catalogue and the evaluation's known items differ")
-    ctx = RankingContext.build(
-        known, catalogue, fitted.embed_items(), users, cut, ease=ease, blend=Blend.from_config(fitted.config)
-    )
+    blend = Blend.from_config(fitted.config)
+    if known_ctx is None:
+        ctx = RankingContext.build(known, catalogue, fitted.embed_items(), users, cut, ease=ease, blend=blend)
+    else:
+        ctx = dataclasses.replace(known_ctx, item_embeddings=fitted.embed_items(), blend=blend)
     histories = user_histories(known)
     query = fitted.embed_users(
         evalset.user_ids, [histories.get(int(u), np.array([], np.int64)) for u in evalset.user_ids]
@@ -181,20 +188,49 @@ def train_retrieval(
     return report
 
 
+def known_context(periods: Periods, ease: tuple[float, float] | None = None) -> RankingContext:
+    """The training part indexed once as of the validation start (histories, co-occurrence,
+    and the EASE weights with ``ease``), for :func:`first_stage`'s ``known_ctx``; its item
+    embeddings are a placeholder each model replaces."""
+    n_items = len(periods.catalogue_valid)
+    return RankingContext.build(
+        periods.train,
+        periods.catalogue_valid,
+        np.zeros((n_items, 1), np.float32),
+        periods.users,
+        periods.valid_start,
+        ease=ease,
+    )
+
+
 def select_epochs(
-    periods: Periods, config: dict[str, Any], seed: int, valid_eval: EvalSet, select: str = "recall@100"
+    periods: Periods,
+    config: dict[str, Any],
+    seed: int,
+    valid_eval: EvalSet,
+    select: str = "recall@100",
+    known_ctx: RankingContext | None = None,
 ) -> tuple[FittedRetrieval, int, float]:
     """Fit on the training part and keep the epoch with the best validation ``select`` metric
-    (on warm users).
+    (on warm users). ``known_ctx`` (:func:`known_context`) is built here when not given, once
+    for every epoch.
 
     Returns:
         ``(model at its best epoch, that epoch count, the best validation value)``.
     """
     best: dict[str, Any] = {"score": -1.0, "epoch": 0, "weights": None}
+    known_ctx = known_ctx if known_ctx is not None else known_context(periods)
 
     def on_epoch(epoch: int, fitted: FittedRetrieval) -> dict[str, float]:
         rows, _, _ = first_stage(
-            fitted, periods.train, periods.catalogue_valid, periods.users, periods.valid_start, valid_eval, 100
+            fitted,
+            periods.train,
+            periods.catalogue_valid,
+            periods.users,
+            periods.valid_start,
+            valid_eval,
+            100,
+            known_ctx=known_ctx,
         )
         metrics = slice_metrics(rows, valid_eval, [10, 100])
         score = metrics.get("warm", metrics["all"])[select]

@@ -14,6 +14,7 @@ stages. Nothing is fitted to one dataset by hand: a new dataset gets its own sea
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,7 @@ def tune(
     import optuna
 
     from movierec.models.ranking import rerank
-    from movierec.models.train import first_stage, fit_ranker_on_window, select_epochs
+    from movierec.models.train import first_stage, fit_ranker_on_window, known_context, select_epochs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed = settings.get("seed", 0)
@@ -123,6 +124,8 @@ def tune(
     if (settings.get("retrieval") or {}).get("blend") is not None:
         blend_grid(settings["retrieval"]["blend"])  # a bad grid stops before hours of trials
     valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
+    ease = ranking.get("ease")
+    known_ctx = known_context(periods, ease)  # the training part indexed once for every trial
     base = {k: v for k, v in retrieval.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] = {"value": -1.0, "model": None, "config": None, "epochs": 0}
@@ -131,7 +134,7 @@ def tune(
     def retrieval_objective(trial: Any) -> float:
         drawn = suggest(trial, r_space, "retrieval")
         config = {**base, **drawn}
-        fitted, epochs, value = select_epochs(periods, config, seed, valid_eval)
+        fitted, epochs, value = select_epochs(periods, config, seed, valid_eval, known_ctx=known_ctx)
         rows.append(
             {
                 "model": "retrieval",
@@ -158,7 +161,7 @@ def tune(
     grid = (settings.get("retrieval") or {}).get("blend")
     if grid is not None:
         start = time.perf_counter()
-        chosen_blend, blend_rows = tune_blend(best["model"], periods, valid_eval, grid)
+        chosen_blend, blend_rows = tune_blend(best["model"], known_ctx, periods, valid_eval, grid)
         rows += blend_rows
         best["value"] = max(row["value"] for row in blend_rows)  # the chosen first stage's value
         best["config"] = {**best["config"], "blend": chosen_blend}
@@ -169,9 +172,16 @@ def tune(
     labels_a, labels_b = split_users(periods.valid, seed)
     eval_b = build_eval_set(InteractionMatrix.from_table(periods.train), labels_b)
     k = int(ranking.get("candidates", 100))
-    ease = ranking.get("ease")
     cands, query, ctx = first_stage(
-        best["model"], periods.train, periods.catalogue_valid, periods.users, periods.valid_start, eval_b, k, ease=ease
+        best["model"],
+        periods.train,
+        periods.catalogue_valid,
+        periods.users,
+        periods.valid_start,
+        eval_b,
+        k,
+        ease=ease,
+        known_ctx=known_ctx,
     )
     retrieval_only = float(ranking_metrics(cands, eval_b.relevant, [10])["ndcg@10"])
     k_best: dict[str, Any] = {"value": -1.0, "config": None}
@@ -265,10 +275,11 @@ def blend_grid(grid: Any) -> list[tuple[float, float]]:
 
 
 def tune_blend(
-    model: Any, periods: Periods, valid_eval: Any, grid: Any
+    model: Any, known_ctx: Any, periods: Periods, valid_eval: Any, grid: Any
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Score every ``(weight, tau)`` of the blend grid on validation (warm Recall@100) with
-    ``model``'s towers fixed; a weight of 0 is the towers alone.
+    ``model``'s towers fixed; a weight of 0 is the towers alone. ``known_ctx``: the training
+    part indexed once (:func:`movierec.models.train.known_context`).
 
     Returns:
         ``(the best {weight, tau}, one trial row per pair)``; ties keep the earlier pair.
@@ -276,13 +287,10 @@ def tune_blend(
     from movierec.models.blend import Blend
     from movierec.models.inputs import user_histories
     from movierec.models.ranking import candidate_rows
-    from movierec.models.ranking_features import RankingContext
     from movierec.models.train import slice_metrics
 
     pairs = blend_grid(grid)
-    ctx = RankingContext.build(
-        periods.train, periods.catalogue_valid, model.embed_items(), periods.users, periods.valid_start
-    )
+    ctx = dataclasses.replace(known_ctx, item_embeddings=model.embed_items(), blend=None)
     histories = user_histories(periods.train)
     query = model.embed_users(
         valid_eval.user_ids, [histories.get(int(u), np.array([], np.int64)) for u in valid_eval.user_ids]

@@ -231,7 +231,7 @@ class Recommender:
         embedding = self.embed(query, history)[None, :]
         q = embedding[0]
         blender = self.context.blender()  # the towers blended with the history's item neighbours
-        history_rows = np.array([self.row_of[int(i)] for i in history], np.int64)
+        history_rows = np.array([self.row_of[int(i)] for i in history], np.int64) if blender is not None else None
         rows: np.ndarray
         if index == "scann":
             out = self.scann(**self.query_features(query, history))
