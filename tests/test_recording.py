@@ -18,6 +18,10 @@ class Collecting:
     def __init__(self) -> None:
         self.metrics: list[tuple[str, dict[str, float]]] = []
         self.artifacts: list[Path] = []
+        self.tables: list[tuple[str, Path]] = []
+
+    def log_table(self, name: str, path: Path) -> None:
+        self.tables.append((name, path))
 
     def log_metrics(self, name: str, values: dict[str, float]) -> None:
         self.metrics.append((name, values))
@@ -45,7 +49,7 @@ def test_records_go_to_their_files_and_to_every_backend(tmp_path: Path) -> None:
     figure = recorder.figure("f.png", lambda handle: handle.write(b"\x89PNG"))
     assert figure.read_bytes() == b"\x89PNG"
     assert backend.metrics == [("retrieval", {"valid_best": 0.25, "per_seed.42.chosen_epochs": 3.0})]
-    assert backend.artifacts == [path, table, figure]
+    assert backend.artifacts == [path, figure] and backend.tables == [("curve", table)]
     assert not list((tmp_path / "reports").rglob("*.tmp*"))  # written atomically, nothing left over
     assert recorder.read("retrieval")["valid_best"] == 0.25
     with pytest.raises(DataError, match="no ablation report yet"):
@@ -55,3 +59,21 @@ def test_records_go_to_their_files_and_to_every_backend(tmp_path: Path) -> None:
 def test_plots_may_live_elsewhere(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "reports", tmp_path / "elsewhere")
     assert recorder.table("t", [{"x": 1}]).parent == tmp_path / "elsewhere"
+
+
+def test_timings_and_replay_to_a_backend_that_joins_later(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "reports")
+    recorder.metrics("split", {"users": 3, "method": "user_temporal"})
+    table = recorder.table("retrieval_epochs", [{"epoch": 1, "loss": 2.0}])
+    figure = recorder.figure("curve.png", lambda handle: handle.write(b"png"))
+    recorder.timing("train_retrieval", 12.3456)
+    recorder.timing("tune", 3)
+    assert recorder.timings() == {"train_retrieval": 12.346, "tune": 3.0}
+    late = Collecting()
+    recorder.replay(late)
+    assert late.metrics == [("split", {"users": 3.0})]  # timings are not reports
+    assert late.tables == [("retrieval_epochs", table)] and late.artifacts == [
+        tmp_path / "reports" / "split.json",
+        figure,
+    ]
+    assert Recorder(tmp_path / "none").timings() == {}

@@ -189,6 +189,70 @@ def cmd_bundle(args: argparse.Namespace, settings: Settings) -> None:
     print(f"bundle {manifest['version']} ({len(manifest['parts'])} parts) in {layout.checkpoints}")
 
 
+def cmd_register(args: argparse.Namespace, settings: Settings) -> None:
+    """Log the pipeline run to MLflow, register the bundle, promote it if better."""
+    from movierec.stages import register
+
+    report = register.run(*_stage_args(args, settings))
+    verdict = "promoted to champion" if report["promoted"] else "kept as challenger"
+    print(f"MLflow run {report['run_id']} in {report['store']}")
+    print(f"registered {report['model']} version {report['version']}: {verdict} ({report['reason']})")
+
+
+def cmd_push_metrics(args: argparse.Namespace, settings: Settings) -> None:
+    """Push the training metrics to a Prometheus Pushgateway."""
+    from movierec.stages import push_metrics
+
+    pushed = push_metrics.run(*_stage_args(args, settings), gateway=args.gateway)
+    print(
+        f"pushed to {pushed['gateway']} (job {pushed['job']}, dataset {pushed['dataset']}): "
+        f"retrieval_accuracy {pushed['retrieval_accuracy']}, ranking_ndcg {pushed['ranking_ndcg']}, "
+        f"{len(pushed['durations'])} stage durations"
+    )
+
+
+def _registry_client(args: argparse.Namespace, settings: Settings) -> tuple[object, str]:
+    from movierec.tracking import store
+
+    _, layout = _stage_args(args, settings)
+    return store.client(layout), args.model or settings.registry.model_name
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> None:
+    """List the registered versions with their aliases, metrics and promotion decisions."""
+    from movierec.tracking.registry import list_versions
+
+    client, name = _registry_client(args, settings)
+    rows = list_versions(client, name)
+    if not rows:
+        print(f"no versions of {name!r} yet: run `dvc repro` (or `movierec register`)")
+        return
+    print(f"{'version':>7}  {'aliases':<20} {'chain ndcg@10':>13}  {'bars':<10} decision")
+    for row in rows:
+        print(
+            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<20} {row['chain_ndcg@10'] or '-':>13}  "
+            f"{row['bars'][:10]:<10} {row['decision'] or '-'}: {row['reason'] or '-'}"
+        )
+
+
+def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> None:
+    """Make a version the champion (by hand; the previous champion stays in the history)."""
+    from movierec.tracking.registry import promote
+
+    client, name = _registry_client(args, settings)
+    promote(client, name, args.version, args.reason)
+    print(f'{name} version {args.version} is now champion; reload the service with {{"alias": "champion"}}')
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> None:
+    """Move champion back to the previous champion."""
+    from movierec.tracking.registry import rollback
+
+    client, name = _registry_client(args, settings)
+    old, new = rollback(client, name)
+    print(f"{name}: champion moved back from version {old} to version {new}; reload the service to serve it")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     """Serve the bundle over REST (settings from MOVIEREC_* environment variables)."""
     from movierec.serving.server import serve
@@ -324,6 +388,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", help="the bundle folder (default: checkpoints under the project root)")
     p.set_defaults(func=cmd_bundle)
 
+    p = sub.add_parser(
+        "register",
+        help="log the pipeline run to MLflow (params, curves, evaluation, lineage, bundle), register "
+        "the bundle as a model version and promote it to champion if better (params: registry)",
+    )
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("push-metrics", help="push the training metrics to a Prometheus Pushgateway")
+    p.add_argument("--gateway", help="host:port of the Pushgateway (default: $MOVIEREC_PUSHGATEWAY)")
+    p.set_defaults(func=cmd_push_metrics)
+
+    models = sub.add_parser(
+        "models", help="the MLflow model registry (store: mlflow/ in the project, or $MLFLOW_TRACKING_URI)"
+    ).add_subparsers(dest="models_command", required=True)
+    for name, func, text in (
+        ("list", cmd_models_list, "every version with aliases, chain NDCG@10, bars and the promotion decision"),
+        ("promote", cmd_models_promote, "make VERSION the champion (by hand)"),
+        ("rollback", cmd_models_rollback, "move champion back to the previous champion"),
+    ):
+        p = models.add_parser(name, help=text)
+        p.add_argument("--model", help="registered model name (default: registry.model_name in params.yaml)")
+        if name == "promote":
+            p.add_argument("version", help="the version number to promote")
+            p.add_argument("--reason", default="promoted by hand", help="recorded on the version")
+        p.set_defaults(func=func)
+
     p = sub.add_parser("serve", help="serve the bundle over REST (FastAPI + uvicorn)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -353,19 +443,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the pipeline stage each command runs (its wall time is recorded for MLflow and the Pushgateway)
+STAGE_OF = {
+    ("data", "fetch"): "fetch",
+    ("data", "prepare"): "prepare",
+    ("split", None): "split",
+    ("features", None): "features",
+    ("baselines", None): "baselines",
+    ("tune", None): "tune",
+    ("train", "retrieval"): "train_retrieval",
+    ("index", "build"): "build_index",
+    ("train", "ranking"): "train_ranking",
+    ("ablation", None): "ablation",
+    ("report-global", None): "report_global",
+    ("evaluate", None): "evaluate",
+    ("bundle", None): "bundle",
+    ("register", None): "register",
+}
+PUSH_AFTER = ("train_retrieval", "train_ranking", "evaluate", "register")
+
+
+def _after_stage(args: argparse.Namespace, settings: Settings, stage: str, seconds: float) -> None:
+    """Record the stage's wall time; push the training metrics when a Pushgateway is configured."""
+    from movierec.recording import Recorder
+    from movierec.tracking.pushgateway import gateway_address, push
+
+    _, layout = _stage_args(args, settings)
+    Recorder(layout.reports, layout.plots).timing(stage, seconds)
+    if stage in PUSH_AFTER and gateway_address() and (layout.reports / "metrics.json").exists():
+        try:
+            pushed = push(settings, layout)
+            print(f"training metrics pushed to {pushed['gateway']}", file=sys.stderr)
+        except MovierecError as exc:  # the stage's work is done and kept; the push is reported
+            print(f"warning: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one clear line and exit with status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace, Settings], None] = args.func
     start = time.perf_counter()
+    sub_name = getattr(args, f"{args.command}_command", None)
     try:
         # checked against the typed settings (unknown keys, types, ranges), defaults filled in
-        func(args, load_settings(args.params, args.profile))
+        settings = load_settings(args.params, args.profile)
+        func(args, settings)
+        stage = STAGE_OF.get((args.command, sub_name))
+        if stage is not None:
+            _after_stage(args, settings, stage, time.perf_counter() - start)
     except MovierecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sub_name = getattr(args, f"{args.command}_command", None)
     print(
         f"[{args.command}{' ' + sub_name if sub_name else ''} done in {time.perf_counter() - start:.1f}s]",
         file=sys.stderr,

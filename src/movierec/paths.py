@@ -28,6 +28,8 @@ GLOBAL_DIR = DATA_DIR / "global"
 CHECKPOINTS_DIR = ROOT / "checkpoints"
 REPORTS_DIR = ROOT / "reports"
 PLOTS_DIR = REPORTS_DIR / "plots"
+TIMINGS_DIR = REPORTS_DIR / "timings"  # each stage's last wall time (not in git, not a DVC output)
+MLFLOW_DIR = ROOT / "mlflow"  # the embedded MLflow store: mlflow.db and artifacts/ (not in git)
 
 # Where downloads are cached between runs, outside the project so a fresh clone reuses them.
 DOWNLOAD_CACHE = Path.home() / ".cache" / "movierec" / "downloads"
@@ -57,6 +59,8 @@ class ProjectPaths:
     checkpoints: Path = CHECKPOINTS_DIR
     reports: Path = REPORTS_DIR
     plots: Path = PLOTS_DIR
+    timings: Path = TIMINGS_DIR
+    mlflow: Path = MLFLOW_DIR
 
     @classmethod
     def under(cls, root: str | Path) -> ProjectPaths:

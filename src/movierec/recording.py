@@ -22,9 +22,14 @@ from movierec.io import atomic_file, read_json, write_json
 class Backend(Protocol):
     """Somewhere records are also sent (a tracking server); every method may be a no-op."""
 
-    def log_metrics(self, name: str, values: dict[str, float]) -> None: ...
+    def log_metrics(self, name: str, values: dict[str, float]) -> None:
+        """The numeric leaves of report ``name``, keyed by dotted path."""
 
-    def log_artifact(self, path: Path) -> None: ...
+    def log_table(self, name: str, path: Path) -> None:
+        """A table written to ``path`` (CSV); rows with an ``epoch`` or ``trial`` column are steps."""
+
+    def log_artifact(self, path: Path) -> None:
+        """A file written by the recorder (a report, a figure)."""
 
 
 def numbers(report: Any, prefix: str = "") -> dict[str, float]:
@@ -83,7 +88,7 @@ class Recorder:
             writer.writeheader()
             writer.writerows(rows)
         for backend in self.backends:
-            backend.log_artifact(path)
+            backend.log_table(name, path)
         return path
 
     def figure(self, name: str, write: Callable[[BinaryIO], None]) -> Path:
@@ -96,3 +101,34 @@ class Recorder:
         for backend in self.backends:
             backend.log_artifact(path)
         return path
+
+    def timing(self, stage: str, seconds: float) -> Path:
+        """Record a stage's wall time as ``timings/<stage>.json`` beside the reports (a run log:
+        neither in git nor a DVC output), read back by :meth:`timings`."""
+        import time
+
+        path = self.reports / "timings" / f"{stage}.json"
+        write_json(path, {"stage": stage, "seconds": round(float(seconds), 3), "finished_at": round(time.time(), 3)})
+        return path
+
+    def timings(self) -> dict[str, float]:
+        """The last recorded wall time of each stage, in seconds."""
+        folder = self.reports / "timings"
+        found = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        return {path.stem: float(read_json(path)["seconds"]) for path in found}
+
+    def replay(self, backend: Backend, skip: tuple[str, ...] = ()) -> None:
+        """Send everything recorded so far to ``backend``: every report (but those named in
+        ``skip``), table and figure (for a backend that joins after the stages ran, such as the
+        register stage's MLflow run)."""
+        for path in sorted(self.reports.glob("*.json")):
+            if path.stem in skip:
+                continue
+            backend.log_metrics(path.stem, numbers(read_json(path)))
+            backend.log_artifact(path)
+        assert self.plots is not None
+        for path in sorted(self.plots.glob("*")) if self.plots.is_dir() else []:
+            if path.suffix == ".csv":
+                backend.log_table(path.stem, path)
+            elif path.is_file():
+                backend.log_artifact(path)

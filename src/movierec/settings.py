@@ -385,6 +385,19 @@ def _searchable(space: dict[str, SpaceEntry], model: type[Section], section: str
     return space
 
 
+# --- the model registry ----------------------------------------------------------------------
+
+
+class RegistrySettings(Section):
+    """``registry``: the MLflow run and model version every pipeline run records, and the
+    promote-if-better rule (``MLFLOW_TRACKING_URI`` picks a server; default: ``mlflow/``)."""
+
+    experiment: str = Field(default="movierec", min_length=1)
+    model_name: str = Field(default="movierec", min_length=1)
+    promote: bool = True
+    tolerance: Annotated[float, Field(ge=0, le=1)] = 0.005
+
+
 # --- the whole file --------------------------------------------------------------------------
 
 
@@ -401,6 +414,7 @@ class Settings(Section):
     index: IndexSettings = Field(default_factory=IndexSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     tune: TuneSettings = Field(default_factory=TuneSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     def as_params(self) -> dict[str, Any]:
         """The checked settings as plain mappings (every key present, defaults filled in),

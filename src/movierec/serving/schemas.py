@@ -153,10 +153,20 @@ class FeedbackResponse(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    """Where to load the next bundle from (default: the configured bundle folder)."""
+    """Where to load the next bundle from: a folder, or a registered version by alias or
+    number (default: the configured folder or registry address)."""
 
     model_config = ConfigDict(extra="forbid")
     path: Text | None = Field(None, max_length=4096)
+    alias: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="e.g. champion")
+    version: int | None = Field(None, ge=1, description="a registered version number")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReloadRequest:
+        given = [k for k in ("path", "alias", "version") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of path, alias or version, not {' and '.join(given)}")
+        return self
 
 
 class ReloadResponse(BaseModel):
@@ -167,6 +177,8 @@ class ReloadResponse(BaseModel):
     previous_version: str | None = None
     reason: str | None = None
     load_seconds: float | None = None
+    model_uri: str | None = Field(None, description="the registry address, when loaded from the registry")
+    registry_version: str | None = None
 
 
 class ReadyResponse(BaseModel):

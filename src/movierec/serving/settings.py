@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore")
 
     bundle_dir: Path = Path("checkpoints")  # everything the service serves (see models/bundle.py)
+    # a registry address (models:/movierec@champion) to serve instead of bundle_dir; the bundle is
+    # downloaded into model_cache_dir. The store: tracking_uri, else MLFLOW_TRACKING_URI, else
+    # the project's embedded mlflow/mlflow.db
+    model_uri: str = ""
+    model_cache_dir: Path = Path("data/serving/models")
+    tracking_uri: str = ""
+    registered_model: str = "movierec"  # the name /admin/reload's alias or version refers to
     database_path: Path = Path("data/serving/movierec.sqlite")
     default_index: str = "faiss"  # measured fastest here, and the most accurate against brute force
     api_key: str = ""  # empty: the admin routes are disabled

@@ -6,9 +6,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from movierec.serving.metrics import ActiveUsers, set_bundle
+from movierec.serving.model_source import Fetched, fetch, model_uri
 from movierec.serving.service import Recommender
 from movierec.serving.settings import Settings
 from movierec.serving.store import BundlePointer, EventStore, RequestLog
@@ -33,7 +35,27 @@ class ServiceState:
 
     def load(self, path: Any = None) -> Recommender:
         """Build a recommender from ``path`` (or the configured bundle); does not swap it in."""
-        return Recommender(path or self.settings.bundle_dir)
+        return Recommender(path or self.source()[0])
+
+    def source(
+        self, path: str | Path | None = None, alias: str | None = None, version: int | None = None
+    ) -> tuple[Path, Fetched | None]:
+        """The folder to load: ``path``; a registered version by ``alias`` or ``version`` (downloaded
+        first); else ``MOVIEREC_MODEL_URI`` if set, else ``MOVIEREC_BUNDLE_DIR``.
+
+        Raises:
+            RegistryUnavailable: the registry address cannot be resolved or downloaded.
+        """
+        if alias is not None or version is not None:
+            uri = model_uri(self.settings.registered_model, alias, version)
+        elif path is not None:
+            return Path(path), None
+        elif self.settings.model_uri:
+            uri = self.settings.model_uri
+        else:
+            return Path(self.settings.bundle_dir), None
+        fetched = fetch(uri, self.settings.model_cache_dir, self.settings.tracking_uri)
+        return fetched.path, fetched
 
     def swap(self, new: Recommender) -> str | None:
         """Make ``new`` the current recommender; return the previous version."""

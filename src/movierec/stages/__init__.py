@@ -22,6 +22,10 @@ ablation           what each part is worth
 report_global      the production-like second report on the global temporal split
 evaluate           every system scored on the test users, with intervals and bars
 bundle             the served bundle's manifest
+register           an MLflow run of the pipeline run; the bundle as a model version,
+                   promoted to ``champion`` if better
+push_metrics       the training metrics to a Prometheus Pushgateway (not a DVC stage:
+                   it writes nothing; the Airflow DAG and ``movierec push-metrics`` run it)
 =================  ====================================================================
 """
 
@@ -39,4 +43,9 @@ STAGES = (
     "report_global",
     "evaluate",
     "bundle",
+    "register",
 )
+"""The stages ``dvc.yaml`` runs, in order."""
+
+OUTWARD = ("push_metrics",)
+"""Stages that only send what was recorded elsewhere (no outputs, so not DVC stages)."""

@@ -10,5 +10,10 @@ from movierec.settings import Settings
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
-    """Write ``checkpoints/manifest.json``; returns the manifest."""
-    return write_manifest(paths.checkpoints, paths.prepared, settings.as_params(), paths.reports)
+    """Write ``checkpoints/manifest.json``; returns the manifest.
+
+    The manifest records every setting the bundle was built with; the ``registry`` section
+    decides what happens to the bundle after it is built, so it is left out (a change to it
+    does not make a new bundle version)."""
+    params = {k: v for k, v in settings.as_params().items() if k != "registry"}
+    return write_manifest(paths.checkpoints, paths.prepared, params, paths.reports)

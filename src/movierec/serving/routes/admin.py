@@ -14,15 +14,19 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 @router.post("/reload", response_model=ReloadResponse, summary="Swap in a new bundle")
 def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
-    """Loads the bundle at ``path`` (default: the configured folder), checks its manifest and
-    runs smoke queries on every index and the ranker; only then swaps it in. On any failure
-    the current bundle keeps serving and the reply says why. With several workers, the one
-    that answers records the bundle in the service database and the others load it within
+    """Loads the bundle at ``path``, or the registered version with ``alias`` (e.g.
+    ``champion``) or number ``version`` (downloaded from the MLflow registry first), or by
+    default the configured folder or ``MOVIEREC_MODEL_URI``; checks its manifest and runs
+    smoke queries on every index and the ranker; only then swaps it in. On any failure the
+    current bundle keeps serving and the reply says why. With several workers, the one that
+    answers records the bundle in the service database and the others load it within
     ``MOVIEREC_RELOAD_POLL_SECONDS`` (each keeps its old bundle if the load fails)."""
     current = state.recommender.version if state.recommender else None
-    path = Path(body.path) if body and body.path else state.settings.bundle_dir
+    body = body or ReloadRequest()
+    fetched = None
     with state.reload_lock:
         try:
+            path, fetched = state.source(body.path, body.alias, body.version)
             candidate = state.load(path)
             state.smoke_test(candidate)
         except Exception as exc:  # every failure keeps the old bundle and is reported
@@ -35,4 +39,6 @@ def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
         model_version=candidate.version,
         previous_version=previous,
         load_seconds=round(candidate.load_seconds, 3),
+        model_uri=fetched.uri if fetched else None,
+        registry_version=fetched.version if fetched else None,
     )

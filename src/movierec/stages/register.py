@@ -1,0 +1,60 @@
+"""Stage ``register``: the pipeline run as an MLflow run, the bundle as a model version, promote-if-better.
+
+Runs after ``bundle``. The run holds every setting, the epoch curves, the evaluation, the
+plots, the lineage (data fingerprint, git commit, DVC lock digest) and the bundle; the
+bundle becomes a new version of the registered model (``registry.model_name``) with alias
+``challenger``, and becomes ``champion`` when the promote-if-better rule says so (see
+:mod:`movierec.tracking.promotion`). ``reports/registry.json`` records the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from movierec.models.bundle import check_manifest
+from movierec.paths import ProjectPaths
+from movierec.recording import Recorder
+from movierec.settings import Settings
+from movierec.tracking import promotion, registry, store
+from movierec.tracking.run_log import bundle_source, lineage, log_pipeline_run
+
+
+def _store_label(paths: ProjectPaths) -> str:
+    if store.is_embedded(paths):
+        return "embedded (mlflow/ in the project)"
+    parts = urlsplit(store.tracking_uri(paths))
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
+    """Log, register and decide; returns ``reports/registry.json``'s content."""
+    manifest = check_manifest(paths.checkpoints)  # nothing is registered from a bundle that fails its check
+    section = settings.registry
+    client = store.client(paths)
+    experiment = store.experiment_id(client, paths, section.experiment)
+    run_id = log_pipeline_run(client, experiment, settings, paths, manifest)
+    tags = lineage(settings, paths, manifest)
+    facts = promotion.candidate("new", manifest)
+    version = registry.register_bundle(client, section.model_name, run_id, bundle_source(client, run_id), facts, tags)
+    facts = registry.facts_of(client, section.model_name, version)
+    if section.promote:
+        decision = promotion.decide(facts, registry.champion(client, section.model_name), section.tolerance)
+    else:
+        decision = promotion.Decision(False, "promotion is off (registry.promote: false)")
+    registry.record_decision(client, section.model_name, version, decision)
+    champion = registry.champion(client, section.model_name)
+    report = {
+        "store": _store_label(paths),
+        "experiment": section.experiment,
+        "run_id": run_id,
+        "model": section.model_name,
+        "version": int(version),
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion": int(champion.version) if champion else None,
+        "bundle_version": manifest["version"],
+        "chain_ndcg@10": round(facts.chain_ndcg, 6),
+    }
+    Recorder(paths.reports, paths.plots).metrics("registry", report)
+    return report
