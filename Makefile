@@ -56,11 +56,13 @@ pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny 
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-system-deps:  ## Debian packages the integration tests use (a real Prometheus server)
-	@if ! command -v prometheus >/dev/null; then \
+DEBIAN_PACKAGES := prometheus prometheus-pushgateway
+
+system-deps:  ## Debian packages the integration tests use (a real Prometheus server and Pushgateway)
+	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
-	  else echo "note: install Prometheus (apt-get install prometheus) to run its integration test"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
+	  else echo "note: install $(DEBIAN_PACKAGES) (apt-get install) to run their integration tests"; fi; \
 	fi
 
 test: install system-deps lint  ## install what the tests need, lint, then run every test (unit and integration)

@@ -28,7 +28,7 @@ def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    (repo / ".gitignore").write_text("/checkpoints/*\n/data/\n")
+    (repo / ".gitignore").write_text("/checkpoints/*\n/data/\n/mlflow/\n/reports/timings/\n")
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["source"] = str(csv_dataset)
@@ -82,6 +82,7 @@ def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, 
         "ablation",
         "evaluate",
         "bundle",
+        "register",
     ):
         assert f"Running stage '{stage}'" in out.stdout
     metrics = json.loads((path / "reports" / "metrics.json").read_text())
@@ -110,6 +111,9 @@ def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, 
     split_report = json.loads((path / "reports" / "split.json").read_text())
     assert split_report["method"] == "user_temporal" and split_report["test_cold_users_share"] == 0
     assert (path / "dvc.lock").exists()
+    registered = json.loads((path / "reports" / "registry.json").read_text())  # an MLflow run and version
+    assert registered["version"] == 1 and registered["bundle_version"] == manifest["version"]
+    assert (path / "mlflow" / "mlflow.db").exists()
 
     # nothing changed: nothing re-runs
     again = _run(["dvc", "repro"], path, env)
@@ -122,6 +126,7 @@ def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, 
     changed = _run(["dvc", "repro"], path, env)
     assert "Running stage 'evaluate'" in changed.stdout
     assert "Running stage 'split'" not in changed.stdout and "Running stage 'prepare'" not in changed.stdout
+    assert json.loads((path / "reports" / "registry.json").read_text())["version"] == 2  # a new evaluation
 
     # push to the local remote, lose the data, pull it back
     _run(["dvc", "push"], path, env)
