@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproje
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install system-deps run pipeline pipeline-quick serve test test-quick lint format clean-data
+.PHONY: help install system-deps run pipeline pipeline-quick serve airflow mlflow pushgateway test test-quick lint format clean-data
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,32 @@ serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 DEBIAN_PACKAGES := prometheus prometheus-pushgateway
+
+AIRFLOW_PORT ?= 8080
+AIRFLOW_HOME_DIR ?= $(HOME)/.cache/movierec/airflow
+PROJECT_DIR ?= $(CURDIR)
+
+airflow: install  ## Airflow (standalone) with this project's DAG: UI on AIRFLOW_PORT, home outside git
+	@mkdir -p "$(AIRFLOW_HOME_DIR)"
+	@echo "Airflow UI: http://127.0.0.1:$(AIRFLOW_PORT)  (DAG ml_pipeline_dag, project $(PROJECT_DIR))"
+	@echo "Log in as admin; the password is in $(AIRFLOW_HOME_DIR)/simple_auth_manager_passwords.json.generated"
+	@echo "(written at the first start). Trigger over REST: see README, 'Run the pipeline from Airflow'."
+	AIRFLOW_HOME="$(AIRFLOW_HOME_DIR)" AIRFLOW__CORE__DAGS_FOLDER="$(abspath dags)" \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	MOVIEREC_PROJECT_DIR="$(PROJECT_DIR)" $(BIN)/airflow standalone
+
+MLFLOW_PORT ?= 5000
+
+mlflow: install  ## the MLflow UI on the project's embedded store (mlflow/): runs, versions, aliases
+	@mkdir -p mlflow
+	@echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)  (store: mlflow/mlflow.db, artifacts: mlflow/artifacts)"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow)/mlflow.db \
+	  --default-artifact-root $(abspath mlflow)/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+pushgateway: system-deps  ## a Prometheus Pushgateway on 127.0.0.1:9091 (export MOVIEREC_PUSHGATEWAY=127.0.0.1:9091)
+	prometheus-pushgateway --web.listen-address=127.0.0.1:9091
 
 system-deps:  ## Debian packages the integration tests use (a real Prometheus server and Pushgateway)
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \

@@ -3,67 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc_project import make_dvc_project, run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+_run = run
 
 
 @pytest.fixture
 def repo(tmp_path: Path, csv_dataset: Path) -> tuple[Path, dict[str, str]]:
     """A fresh git+DVC repository holding the project's pipeline, pointed at the tiny dataset."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    (repo / ".gitignore").write_text("/checkpoints/*\n/data/\n/mlflow/\n/reports/timings/\n")
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["source"] = str(csv_dataset)
-    params["baselines"]["item_knn"] = {"neighbours": [5, 10], "shrink": [0]}
-    params["baselines"]["ease"]["l2"] = [10, 100]
-    params["baselines"]["ease_recency"].update(l2=[10, 100], recency_tau=[3, 30])
-    params["retrieval"].update(
-        embedding_dim=16,
-        hidden_units=32,
-        batch_size=64,
-        epochs=2,
-        history_len=10,
-        ablation={"id_only": params["retrieval"]["ablation"]["id_only"], "plus_logq": {}},
-    )
-    params["ranking"].update(
-        hidden_units=[16],
-        epochs=1,
-        candidates=20,
-        random_negatives=5,
-        ablation={"full": {}, "no_ease": {"drop": ["ease_score", "ease_recency_score"]}},
-    )
-    params["train"]["seeds"] = [1, 2]
-    params["tune"]["retrieval"].update(
-        trials=2, space={"embedding_dim": {"choices": [8, 16]}, "epochs": {"low": 1, "high": 2}}
-    )
-    params["tune"]["ranking"].update(trials=2, space={"epochs": {"low": 1, "high": 2}})
-    params["index"].update(eval_queries=100)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    _run(["git", "init", "-q"], repo, env)
-    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"], repo, env)
-    _run(["dvc", "init", "-q"], repo, env)
-    _run(["dvc", "config", "core.analytics", "false"], repo, env)
-    _run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], repo, env)
-    return repo, env
+    return make_dvc_project(tmp_path, csv_dataset)
 
 
 def test_dvc_repro_runs_every_stage_and_reports_the_baselines(repo: tuple[Path, dict[str, str]]) -> None:

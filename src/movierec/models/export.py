@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from movierec.models.inputs import Catalogue, UserDirectory, query_features
 from movierec.models.layout import CANDIDATE_TOWER, CATALOGUE, QUERY_TOWER, RETRIEVAL_META
+from movierec.models.saving import save
 from movierec.models.vocab import candidate_feature_names, query_feature_names
 
 QUERY_DIR, CANDIDATE_DIR, META_FILE, CATALOGUE_FILE = QUERY_TOWER, CANDIDATE_TOWER, RETRIEVAL_META, CATALOGUE
@@ -86,7 +87,7 @@ def save_towers(fitted: Any, out_dir: Path, widths: dict[str, int]) -> dict[str,
         (CANDIDATE_DIR, fitted.model.candidate_tower, cspec),
     ):
         module = _Exportable(tower, spec)
-        tf.saved_model.save(module, str(out_dir / name), signatures={"serving_default": module.signature})
+        save(module, out_dir / name, signatures={"serving_default": module.signature})
     from movierec.models.fast_towers import save_query_weights
 
     save_query_weights(fitted.model.query_tower, out_dir / QUERY_DIR)  # NumPy fast path for servers

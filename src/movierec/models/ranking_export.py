@@ -13,6 +13,7 @@ import tensorflow as tf
 from movierec.models.fast_towers import dense_layers, load_arrays
 from movierec.models.layout import EASE_META, EASE_WEIGHTS, RANKER, RANKER_META, RANKER_WEIGHTS, RATING_BIASES
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
+from movierec.models.saving import save
 
 EASE_FILE = EASE_WEIGHTS
 
@@ -40,7 +41,7 @@ def save_ranker(fitted: Any, out_dir: Path, extra: dict[str, Any] | None = None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     module = _RankerModule(fitted.model)
-    tf.saved_model.save(module, str(out_dir / RANKER), signatures={"serving_default": module.signature})
+    save(module, out_dir / RANKER, signatures={"serving_default": module.signature})
     save_ranker_weights(fitted.model, out_dir)
     meta = {
         "inputs": {n: {"dtype": s.dtype.name, "shape": [None]} for n, s in ranker_signature().items()},

@@ -20,6 +20,7 @@ import tensorflow_recommenders as tfrs
 
 from movierec.errors import DataError
 from movierec.models.layout import TOPK_META
+from movierec.models.saving import save
 
 TOPK_FILE = TOPK_META
 SCANN_NAMESPACE = "Scann"
@@ -119,7 +120,7 @@ def save_topk(module: TopKModule, out_dir: Path, kind: str, info: dict[str, Any]
         info: extra metadata for ``topk.json`` (k, item count, settings).
     """
     options = tf.saved_model.SaveOptions(namespace_whitelist=[SCANN_NAMESPACE] if kind == "scann" else None)
-    tf.saved_model.save(module, str(out_dir), signatures={"serving_default": module.serve}, options=options)
+    save(module, out_dir, signatures={"serving_default": module.serve}, options=options)
     (Path(out_dir) / TOPK_FILE).write_text(json.dumps({"kind": kind, **info}, indent=1, sort_keys=True))
 
 
