@@ -28,7 +28,7 @@ twice, a minute apart; a rerun recomputes the same outputs.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,9 @@ def _run(name: str) -> dict[str, Any]:
     dag_id="ml_pipeline_dag",
     description="movierec: data, features, two-tower retrieval, ranking, evaluation, MLflow registry",
     doc_md=__doc__,
-    # weekly, Mondays 03:00 UTC; enabling the DAG waits for the next Monday (no run for a past slot)
-    schedule=CronTriggerTimetable("0 3 * * 1", timezone="UTC", run_immediately=False),
-    start_date=datetime(2026, 1, 1),
+    # weekly, Mondays 03:00 UTC. No start date and no grace period: enabling the DAG waits for the
+    # next Monday instead of starting a run for the last one (Airflow would, with a start date)
+    schedule=CronTriggerTimetable("0 3 * * 1", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     tags=["movierec"],

@@ -262,6 +262,8 @@ def test_make_airflow_then_a_rest_trigger_runs_registers_and_pushes(tmp_path: Pa
         assert state == "success", states
         print(f"DAG run over REST: {time.monotonic() - started:.0f} s; tasks {states}")
         assert states["push_metrics"] == "success" and states["dvc_push"] == "skipped"
+        runs = httpx.get(f"{base}/api/v2/dags/ml_pipeline_dag/dagRuns", headers=headers, timeout=10).json()
+        assert runs["total_entries"] == 1  # enabling the DAG started no scheduled run of its own
         registered = json.loads((project / "reports" / "registry.json").read_text())
         assert registered["version"] == 1
         assert yaml.safe_load((project / "params.yaml").read_text())["ranking"]["epochs"] == 1
