@@ -129,3 +129,7 @@ def test_notebooks_export_the_served_models(executed: dict[str, Any], tiny_proje
     with open(tiny_project / "reports" / "plots" / "ranking_epochs.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 1
     assert json.loads((tiny_project / "reports" / "retrieval.json").read_text())["seeds"] == [42]
+    # the notebook's run is an MLflow run with a registered version, in the project's own store
+    registered = json.loads((tiny_project / "reports" / "registry.json").read_text())
+    assert registered["version"] == 1 and registered["store"].startswith("embedded")
+    assert (tiny_project / "mlflow" / "mlflow.db").exists()
