@@ -68,7 +68,7 @@ def test_numpy_ranker_matches_the_saved_model(tmp_path: Path) -> None:
         feats,
         labels,
         labels * 4.0,
-        {"hidden_units": [8, 4], "learning_rate": 0.01, "batch_size": 64, "epochs": 2},
+        {"hidden_units": [8, 4], "learning_rate": 0.01, "batch_size": 64, "epochs": 2, "rating_weight": 0.2},
         seed=1,
     )
     save_ranker(ranker, tmp_path)

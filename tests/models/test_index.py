@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tensorflow as tf
+from models_config import CONFIG as BASE_CONFIG
 from synthetic import synthetic_events, synthetic_items
 
 import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -29,19 +30,7 @@ from movierec.models.topk_export import build_topk
 
 N_USERS, N_ITEMS = 120, 160
 WIDTHS = {"genres": 4, "title": 6, "tags": 4}
-CONFIG = {
-    "embedding_dim": 16,
-    "hidden_units": 32,
-    "normalize": True,
-    "temperature": 0.1,
-    "logq": True,
-    "history_len": 10,
-    "batch_size": 64,
-    "learning_rate": 0.01,
-    "epochs": 1,
-    "query": {"use_id": True, "use_history": True, "use_features": True, "recent_items": 3},
-    "candidate": {"use_features": True},
-}
+CONFIG = {**BASE_CONFIG, "history_len": 10, "epochs": 1}
 # 160 items: ScaNN gets 12 leaves (8 searched to start), FAISS 4 lists (all probed, so exact)
 PARAMS = {
     "k": 10,

@@ -84,7 +84,7 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
         whole validation grid.
     """
     ks = [int(k) for k in params["ks"]]
-    tune_metric = params.get("tune_metric", "ndcg@10")
+    tune_metric = params["tune_metric"]
     min_rating = params.get("min_rating")
     train, valid = read_parts(split_dir, "train"), read_parts(split_dir, "valid")
     known_valid = InteractionMatrix.from_table(train)

@@ -92,7 +92,7 @@ def run_ablation(
         )
         report["retrieval"][name] = _row(rows, test_eval)
 
-    k = int(ranking.get("candidates", 100))
+    k = int(ranking["candidates"])
     ease = ranking.get("ease")
     per_user: dict[str, np.ndarray] = {}
     cands, _, _ = first_stage(

@@ -83,8 +83,8 @@ def load_periods(
         pq.read_table(items_path),
         tags,
         end,
-        float(features_params.get("recent_days", 30)),
-        int(features_params.get("max_tags", 20)),
+        float(features_params["recent_days"]),
+        int(features_params["max_tags"]),
     )
     return Periods(
         train=train,

@@ -47,7 +47,7 @@ class PointwiseRanker(tfrs.Model):
         self.rating_task = tfrs.tasks.Ranking(
             loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")]
         )
-        self.rating_weight = float(config.get("rating_weight", 0.2))
+        self.rating_weight = float(config["rating_weight"])
 
     def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         dense = tf.stack([tf.cast(inputs[n], tf.float32) for n in DENSE_FEATURES], axis=1)

@@ -167,7 +167,7 @@ def fit_retrieval(
     """
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users, int(config.get("min_token_count", 2)))
+    vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users, int(config["min_token_count"]))
     model = TwoTowerModel(vocab, config, catalogue)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
     dataset = make_dataset(events, catalogue, users, config, seed)

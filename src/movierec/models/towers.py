@@ -67,14 +67,14 @@ class QueryTower(keras.Model):
     def __init__(self, vocab: dict[str, Any], config: dict[str, Any], **kwargs: Any):
         super().__init__(**kwargs)
         dim = int(config["embedding_dim"])
-        self.use_id = bool(config.get("use_id", True))
-        self.use_history = bool(config.get("use_history", True))
-        self.use_features = bool(config.get("use_features", True))
-        self.recent = int(config.get("recent_items", 5))
-        self.sequence = str(config.get("sequence", "mean"))
+        self.use_id = bool(config["use_id"])
+        self.use_history = bool(config["use_history"])
+        self.use_features = bool(config["use_features"])
+        self.recent = int(config["recent_items"])
+        self.sequence = str(config["sequence"])
         if self.sequence not in ("mean", "gru"):
             raise ValueError(f"retrieval.query.sequence must be 'mean' or 'gru', got {self.sequence!r}")
-        self.normalize = bool(config.get("normalize", True))
+        self.normalize = bool(config["normalize"])
         self.user_id = IdEmbedding(vocab["user_id"], dim, "user_id_embedding") if self.use_id else None
         self.history = IdEmbedding(vocab["item_id"], dim, "history_embedding") if self.use_history else None
         self.gru = keras.layers.GRU(dim, name="history_gru") if self.use_history and self.sequence == "gru" else None
@@ -132,8 +132,8 @@ class CandidateTower(keras.Model):
     def __init__(self, vocab: dict[str, Any], config: dict[str, Any], **kwargs: Any):
         super().__init__(**kwargs)
         dim = int(config["embedding_dim"])
-        self.use_features = bool(config.get("use_features", True))
-        self.normalize = bool(config.get("normalize", True))
+        self.use_features = bool(config["use_features"])
+        self.normalize = bool(config["normalize"])
         self.item_id = IdEmbedding(vocab["item_id"], dim, "item_id_embedding")
         if self.use_features:
             self.genres = TokenBag(vocab["genres"], 16, "genres_bag")

@@ -132,7 +132,7 @@ def train_retrieval(
         raise ValueError("at least one training seed is needed")
     config = {k: v for k, v in params.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     widths = {k: int(config["widths"][k]) for k in WIDTHS_KEYS}
-    select = params.get("select_metric", "recall@100")
+    select = params["select_metric"]
     valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
     test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
     per_seed: dict[str, Any] = {}
@@ -162,7 +162,7 @@ def train_retrieval(
             per_seed[str(seed)] = {"chosen_epochs": epochs, "valid_best": round(best, 6)}
             if seed == seeds[0] and served_dir is not None:
                 served = r_tv
-                if params.get("final_fit_all", True):
+                if params["final_fit_all"]:
                     served = fit_retrieval(
                         periods.everything,
                         periods.catalogue_all,
@@ -182,7 +182,7 @@ def train_retrieval(
         "select_metric": f"warm {select}",
         "valid_best": per_seed[str(seeds[0])]["valid_best"],
         "served_seed": seeds[0],
-        "served_fitted_on": "all events" if params.get("final_fit_all", True) else "train+valid",
+        "served_fitted_on": "all events" if params["final_fit_all"] else "train+valid",
     }
     recorder.metrics("retrieval", report)
     return report
@@ -314,7 +314,7 @@ def train_ranking(
 
     if not seeds:
         raise ValueError("at least one training seed is needed")
-    k = int(params.get("candidates", 100))
+    k = int(params["candidates"])
     ease = params.get("ease")  # (l2, tau) chosen by the baselines stage on validation
     test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
     per_seed: dict[str, Any] = {}
@@ -378,7 +378,7 @@ def train_ranking(
             served, served_pairs = ranker, n_pairs
             if served_dir is None:
                 continue
-            if params.get("final_fit_all", True):
+            if params["final_fit_all"]:
                 served, served_pairs, _ = fit_ranker_on_window(
                     r_tv,
                     periods.train_valid,
@@ -395,7 +395,7 @@ def train_ranking(
             # when the evaluated models are served): EASE refitted on them, like its co-occurrence
             events, catalogue = (
                 (periods.everything, periods.catalogue_all)
-                if params.get("final_fit_all", True)
+                if params["final_fit_all"]
                 else (periods.train_valid, periods.catalogue_test)
             )
             served_ease = (
@@ -451,7 +451,7 @@ def train_ranking(
         "positive_share": first["positive_share"],
         "final_epoch": first["final_epoch"],
         "ease_features": {"l2": ease[0], "tau": ease[1]} if ease else None,
-        "served_fitted_on": "test-period labels" if params.get("final_fit_all", True) else "valid-period labels",
+        "served_fitted_on": "test-period labels" if params["final_fit_all"] else "valid-period labels",
         "served_training_pairs": served_pairs,
         "served_seed": seeds[0],
     }
@@ -471,7 +471,7 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
     section = {**params["ranking"], "final_fit_all": params["train"]["final_fit_all"]}
     chosen_path = Path(baselines_dir) / "validation.json"
     chosen = read_json(chosen_path) if chosen_path.exists() else None
-    if section.get("ease_features", True):
+    if section["ease_features"]:
         if chosen is None:
             raise DataError(
                 "the ranker's EASE features take the baselines' tuned settings; run `movierec "
@@ -508,7 +508,7 @@ def fit_ranker_on_window(
     """
     from movierec.models.ranking import fit_ranker, training_pairs
 
-    k = int(params.get("candidates", 100))
+    k = int(params["candidates"])
     if ctx is None:
         ctx = RankingContext.build(
             known, catalogue, retrieval.embed_items(), users, cut, ease=ease, blend=Blend.from_config(retrieval.config)
@@ -518,7 +518,7 @@ def fit_ranker_on_window(
     label_users = np.unique(labels.column("user_id").to_numpy())
     query = retrieval.embed_users(label_users, [histories.get(int(u), np.array([], np.int64)) for u in label_users])
     feats, y, ratings = training_pairs(
-        ctx, dict(zip(label_users.tolist(), query)), labels, k, int(params.get("random_negatives", 20)), seed
+        ctx, dict(zip(label_users.tolist(), query)), labels, k, int(params["random_negatives"]), seed
     )
     return fit_ranker(feats, y, ratings, params, seed, label=label), int(y.size), float(y.mean())
 

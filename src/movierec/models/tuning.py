@@ -116,7 +116,7 @@ def tune(
     from movierec.models.train import first_stage, fit_ranker_on_window, known_context, select_epochs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seed = settings.get("seed", 0)
+    seed = settings["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ParamsError(f"tune.seed must be an integer, got {seed!r}")
     r_trials, r_space = _budget(settings.get("retrieval") or {}, "retrieval")
@@ -171,7 +171,7 @@ def tune(
     # ranking: learn on half A's validation events, score the chain on half B's
     labels_a, labels_b = split_users(periods.valid, seed)
     eval_b = build_eval_set(InteractionMatrix.from_table(periods.train), labels_b)
-    k = int(ranking.get("candidates", 100))
+    k = int(ranking["candidates"])
     cands, query, ctx = first_stage(
         best["model"],
         periods.train,
