@@ -100,8 +100,11 @@ def test_airflow_dags_test_runs_the_pipeline_and_keeps_dvc_in_step(tmp_path: Pat
     comments = "# a comment the trigger form must keep\n"
     (project / "params.yaml").write_text(comments + (project / "params.yaml").read_text())
     run([airflow, "db", "migrate"], project, env)
-    out = run([airflow, "dags", "test", "ml_pipeline_dag", "-c", json.dumps({"retrieval_epochs": 1})], project, env)
+    form = {"retrieval_epochs": 1, "dvc_push": True}
+    out = run([airflow, "dags", "test", "ml_pipeline_dag", "-c", json.dumps(form)], project, env)
     assert "state=success" in out.stdout + out.stderr
+    remote = tmp_path / "remote"  # the project's default DVC remote received every output
+    assert remote.is_dir() and sum(1 for p in remote.rglob("*") if p.is_file()) > 50
 
     registered = json.loads((project / "reports" / "registry.json").read_text())
     assert registered["version"] == 1  # an MLflow run and a model version in the project's store
