@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from movierec import paths
 from movierec.errors import MovierecError
@@ -211,11 +212,17 @@ def cmd_push_metrics(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _registry_client(args: argparse.Namespace, settings: Settings) -> tuple[object, str]:
+def _registry_client(args: argparse.Namespace, settings: Settings) -> tuple[Any, str]:
     from movierec.tracking import store
 
     _, layout = _stage_args(args, settings)
     return store.client(layout), args.model or settings.registry.model_name
+
+
+def _registry_errors(args: argparse.Namespace, settings: Settings) -> Any:
+    from movierec.tracking import store
+
+    return store.speaking_errors(_stage_args(args, settings)[1])
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> None:
@@ -223,7 +230,8 @@ def cmd_models_list(args: argparse.Namespace, settings: Settings) -> None:
     from movierec.tracking.registry import list_versions
 
     client, name = _registry_client(args, settings)
-    rows = list_versions(client, name)
+    with _registry_errors(args, settings):
+        rows = list_versions(client, name)
     if not rows:
         print(f"no versions of {name!r} yet: run `dvc repro` (or `movierec register`)")
         return
@@ -240,7 +248,8 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> None:
     from movierec.tracking.registry import promote
 
     client, name = _registry_client(args, settings)
-    promote(client, name, args.version, args.reason)
+    with _registry_errors(args, settings):
+        promote(client, name, args.version, args.reason)
     print(f'{name} version {args.version} is now champion; reload the service with {{"alias": "champion"}}')
 
 
@@ -249,7 +258,8 @@ def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> None:
     from movierec.tracking.registry import rollback
 
     client, name = _registry_client(args, settings)
-    old, new = rollback(client, name)
+    with _registry_errors(args, settings):
+        old, new = rollback(client, name)
     print(f"{name}: champion moved back from version {old} to version {new}; reload the service to serve it")
 
 

@@ -181,3 +181,23 @@ def test_the_embedded_store_needs_no_server(tiny_project: TinyProject, tmp_path:
     with chdir(project), TestClient(create_app(settings)) as service:
         version = json.loads((project / "checkpoints" / "manifest.json").read_text())["version"]
         assert service.get("/ready").json()["model_version"] == version
+
+
+def test_an_unreachable_registry_is_a_clear_error(
+    tiny_project: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with chdir(tiny_project.root):
+        assert main(["models", "list"]) == 2
+    assert f"MLflow at MLFLOW_TRACKING_URI={closed}" in capsys.readouterr().err
+    # the service stays up, not ready, and says why; a malformed address is named too
+    for uri, reason in ((f"models:/{MODEL}@champion", "could not"), ("runs:/abc/model", "not a registry address")):
+        settings = make_settings(
+            tiny_project, tmp_path / "s.sqlite", model_uri=uri, model_cache_dir=tmp_path / "c", tracking_uri=closed
+        )
+        with TestClient(create_app(settings)) as service:
+            ready = service.get("/ready")
+            assert ready.status_code == 503 and reason in ready.json()["reason"], ready.json()
+        assert not list((tmp_path / "c").glob("*")) if (tmp_path / "c").exists() else True

@@ -71,6 +71,9 @@ def fetch(uri: str, cache_dir: Path, tracking_uri: str = "") -> Fetched:
         else:
             found = client.get_model_version(name, match["version"])
     except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            first = exc.message.splitlines()[0][:300]
+            raise RegistryUnavailable(f"could not read {uri} from the registry at {tracking}: {first}") from None
         what = f"alias {match['alias']!r}" if match["alias"] else f"version {match['version']}"
         raise RegistryUnavailable(f"registered model {name!r} has no {what} in {tracking}: {exc.message}") from None
     version = str(found.version)

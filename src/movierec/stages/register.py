@@ -30,6 +30,11 @@ def _store_label(paths: ProjectPaths) -> str:
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     """Log, register and decide; returns ``reports/registry.json``'s content."""
     manifest = check_manifest(paths.checkpoints)  # nothing is registered from a bundle that fails its check
+    with store.speaking_errors(paths):
+        return _register(settings, paths, manifest)
+
+
+def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any]) -> dict[str, Any]:
     section = settings.registry
     client = store.client(paths)
     experiment = store.experiment_id(client, paths, section.experiment)

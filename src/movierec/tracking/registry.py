@@ -28,6 +28,14 @@ class RegistryError(MovierecError):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
 
 
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")  # MLflow's codes for "no such model/alias"
+
+
+def _not_found(exc: Exception) -> bool:
+    """True when MLflow said the thing does not exist (not when it could not be reached)."""
+    return getattr(exc, "error_code", None) in NOT_FOUND
+
+
 def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -37,8 +45,10 @@ def _alias(client: MlflowClient, name: str, alias: str) -> str | None:
 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
 
 
 def _history(client: MlflowClient, name: str) -> list[str]:
@@ -51,7 +61,9 @@ def _version(client: MlflowClient, name: str, version: str) -> Any:
 
     try:
         return client.get_model_version(name, str(version))
-    except MlflowException:
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
         known = ", ".join(sorted((str(v.version) for v in _versions(client, name)), key=int)) or "none"
         raise RegistryError(f"model {name!r} has no version {version} (versions: {known})") from None
 
@@ -69,7 +81,9 @@ def register_bundle(
 
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
         client.create_registered_model(
             name, description="movierec bundles: two-tower retrieval, indexes and ranker, served as one folder"
         )
@@ -157,8 +171,10 @@ def list_versions(client: MlflowClient, name: str) -> list[dict[str, Any]]:
 
     try:
         model = client.get_registered_model(name)
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if _not_found(exc):
+            return []
+        raise
     aliases: dict[str, list[str]] = {}
     for alias, number in model.aliases.items():
         aliases.setdefault(str(number), []).append(alias)

@@ -7,10 +7,13 @@ Without ``MLFLOW_TRACKING_URI`` the store is ``mlflow/mlflow.db`` (SQLite) with 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from movierec.errors import MovierecError
 from movierec.paths import ProjectPaths
 
 if TYPE_CHECKING:
@@ -30,6 +33,22 @@ def tracking_uri(paths: ProjectPaths) -> str:
 def is_embedded(paths: ProjectPaths) -> bool:
     """True when runs go to the project's own store (no server configured)."""
     return not os.environ.get(ENV, "").strip()
+
+
+class TrackingError(MovierecError):
+    """The MLflow store or server refused or could not be reached."""
+
+
+@contextlib.contextmanager
+def speaking_errors(paths: ProjectPaths) -> Iterator[None]:
+    """Turn MLflow's exceptions into one line that names the store (the CLI prints it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        where = "the project's store (mlflow/)" if is_embedded(paths) else f"{ENV}={tracking_uri(paths)}"
+        raise TrackingError(f"MLflow at {where}: {exc.message.splitlines()[0][:500]}") from exc
 
 
 def client(paths: ProjectPaths) -> MlflowClient:
