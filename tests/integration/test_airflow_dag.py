@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 from dvc_project import make_dvc_project, run
+from processes import free_port, stop_process_group, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
@@ -154,34 +155,10 @@ def _start(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subpro
     )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(predicate, timeout: float, what: str, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(2)
-    tail = log.read_text()[-4000:] if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+def _wait(predicate, timeout: float, what: str, log: Path) -> None:
+    if not wait_until(predicate, timeout, interval=2):
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        raise AssertionError(f"timed out waiting for {what}\n{tail}")
 
 
 def test_make_airflow_then_a_rest_trigger_runs_registers_and_pushes(tmp_path: Path, csv_dataset: Path) -> None:
@@ -191,7 +168,7 @@ def test_make_airflow_then_a_rest_trigger_runs_registers_and_pushes(tmp_path: Pa
             pytest.fail("prometheus-pushgateway is not installed (make test installs it)")
         pytest.skip("prometheus-pushgateway is not installed; `make test` installs it")
     project, env = make_dvc_project(tmp_path, csv_dataset)
-    api_port, gateway_port = _free_port(), _free_port()
+    api_port, gateway_port = free_port(), free_port()
     home = tmp_path / "airflow-home"
     gateway = f"127.0.0.1:{gateway_port}"
     env = {**env, "MOVIEREC_PUSHGATEWAY": gateway}
@@ -278,5 +255,5 @@ def test_make_airflow_then_a_rest_trigger_runs_registers_and_pushes(tmp_path: Pa
         ):
             assert line in pushed, line
     finally:
-        _stop(standalone)
-        _stop(pushgateway)
+        stop_process_group(standalone)
+        stop_process_group(pushgateway)

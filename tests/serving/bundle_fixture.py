@@ -9,15 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from processes import free_port, stop_process_group, wait_until  # noqa: F401  (re-exported)
 from synthetic import write_csv_dataset
 
 import movierec  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
@@ -137,21 +134,6 @@ def chdir(path: Path):
         os.chdir(previous)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     """``(labels, value)`` of every sample called ``name`` in a Prometheus exposition text."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -167,15 +149,3 @@ def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 def metric_value(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels`` (0 when there are none)."""
     return sum(v for got, v in metric_samples(text, name) if all(got.get(k) == w for k, w in labels.items()))
-
-
-def stop_process_group(process: subprocess.Popen) -> int:
-    """SIGTERM to a server's process group (uvicorn stops its workers), SIGKILL if it hangs."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-    return process.returncode
