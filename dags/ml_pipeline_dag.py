@@ -13,8 +13,8 @@ every stage in `dvc.lock`, so after a run `dvc status` is clean.
 | `train_retrieval` | tunes both models on validation (Optuna), trains the two-tower model per seed, builds the brute-force, ScaNN and FAISS indexes |
 | `train_ranking` | trains the ranker per seed and scores the chain |
 | `evaluate_models` | the ablation, the global-split report, and the evaluation of every system with intervals and quality bars |
-| `push_metrics` | pushes retrieval accuracy, ranking NDCG, stage durations to the Pushgateway in `MOVIEREC_PUSHGATEWAY` (skipped when unset) |
-| `register_models` | writes the bundle's manifest, logs the run to MLflow, registers the bundle as a version (alias `challenger`) and promotes it to `champion` if it is better |
+| `push_metrics` | pushes retrieval accuracy, ranking NDCG, stage durations to the Pushgateway in `MOVIEREC_PUSHGATEWAY` (skipped when unset or unreachable, so an outage never holds back a release) |
+| `register_models` | writes the bundle's manifest, logs the run to MLflow, registers the bundle as a version (alias `challenger`; a bundle registered before is not registered again) and promotes it to `champion` if it is better |
 | `dvc_push` | `dvc push` of every output to the default DVC remote (only when the form asks) |
 
 **Trigger form.** Empty fields keep `params.yaml`'s values; a filled one is written into
@@ -100,10 +100,11 @@ def _run(name: str) -> dict[str, Any]:
             "empty: registry.tolerance in params.yaml",
         ),
         "promote": Param(
-            True,
-            type="boolean",
+            None,
+            type=["null", "boolean"],
             title="Promote if better",
-            description="let the new version become champion when it passes the rule (off: it stays challenger)",
+            description="let the new version become champion when it passes the rule (false: it stays challenger); "
+            "empty: registry.promote in params.yaml",
         ),
         "dvc_push": Param(
             False,

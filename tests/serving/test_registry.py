@@ -103,11 +103,14 @@ def test_two_runs_promote_rollback_and_the_service_follows_the_champion(
     second = _register(worse)
     assert second["version"] == 2 and not second["promoted"] and second["champion"] == 1
     assert "worse than the champion" in second["reason"]
+    again = _register(better)  # a rerun (a retried task): the same bundle is not registered twice
+    assert again["version"] == 1 and again["run_id"] == first["run_id"] and "already version 1" in again["reason"]
     assert not (better / "mlflow").exists()  # with a server configured nothing is written locally
 
     client = MlflowClient(mlflow_server)
     model = client.get_registered_model(MODEL)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "1", "challenger": "2"}
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 2
     assert client.get_model_version(MODEL, "2").tags["promotion_decision"] == "kept as challenger"
     # the run holds the settings, the epoch curves, the evaluation, the lineage and the bundle
     run = client.get_run(first["run_id"])

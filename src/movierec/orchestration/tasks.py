@@ -22,11 +22,11 @@ byte for byte, and records them again.
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from movierec.orchestration import overrides
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
 from movierec.settings import load_settings
-from movierec.stages import STAGES
 
 TASKS: dict[str, tuple[str, ...]] = {
     "data_retrieval": ("fetch",),
@@ -75,26 +74,34 @@ def record_in_lock(project: Path, stages: list[str]) -> bool:
 
 def run_stage(stage: str, project: Path) -> float:
     """Run one stage in a fresh Python process (see :mod:`movierec.orchestration.stage_process`),
-    its output streamed into the task's log; returns its wall time.
+    its log streamed into the task's log as it runs; returns its wall time.
 
     Raises:
         MovierecError: the stage failed (with its error message).
     """
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as errors:
-        result = subprocess.run(
-            [sys.executable, "-m", "movierec.orchestration.stage_process", stage, str(project)],
-            cwd=project,
-            stderr=errors,
-            check=False,
-        )
-        errors.seek(0)
-        text = errors.read()
-    sys.stderr.write(text[-20000:])  # the stage's log, into the task's log
-    if result.returncode != 0:
-        lines = [line for line in text.splitlines() if line.startswith("error: ")]
-        reason = lines[-1].removeprefix("error: ") if lines else text[-2000:]
-        raise MovierecError(f"stage {stage} failed (exit {result.returncode}): {reason}")
+    tail: collections.deque[str] = collections.deque(maxlen=200)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "movierec.orchestration.stage_process", stage, str(project)],
+        cwd=project,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            tail.append(line)
+        process.wait()
+    finally:
+        if process.poll() is None:  # the task was stopped (timeout, kill): stop the stage too
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        errors = [line.strip() for line in tail if line.startswith("error: ")]
+        reason = errors[-1].removeprefix("error: ") if errors else "".join(tail)[-2000:]
+        raise MovierecError(f"stage {stage} failed (exit {process.returncode}): {reason}")
     return time.perf_counter() - start
 
 
@@ -128,18 +135,29 @@ def run_task(name: str, form: dict[str, Any], project: Path) -> dict[str, Any]:
         summary["pushed"] = _dvc(project, "push").stdout.strip().splitlines()[-1:]
         return summary
 
-    from movierec.tracking.pushgateway import gateway_address
+    from movierec.tracking.pushgateway import gateway_address, push
 
-    if name == "push_metrics" and gateway_address() is None:
-        raise TaskSkipped("no Pushgateway configured (set MOVIEREC_PUSHGATEWAY=host:9091 for the workers)")
+    if name == "push_metrics":  # best effort: a Pushgateway outage must not hold back a release
+        if gateway_address() is None:
+            raise TaskSkipped("no Pushgateway configured (set MOVIEREC_PUSHGATEWAY=host:9091 for the workers)")
+        try:
+            pushed = push(settings, paths)
+        except MovierecError as exc:
+            raise TaskSkipped(f"training metrics not pushed: {exc}") from None
+        summary["pushed"] = {k: pushed[k] for k in ("gateway", "retrieval_accuracy", "ranking_ndcg")}
+        return summary
+    summary["dvc_lock_updated"] = False
     for stage in TASKS[name]:
         summary["seconds"][stage] = round(run_stage(stage, project), 2)
+        # each stage in the lock before the next runs, as under `dvc repro` (register's lineage
+        # digest covers bundle's fresh entry)
+        summary["dvc_lock_updated"] = record_in_lock(project, [stage]) or summary["dvc_lock_updated"]
     if name == "register_models":
         registered = Recorder(paths.reports, paths.plots).read("registry")
         summary["registered"] = {k: registered[k] for k in ("version", "promoted", "reason", "champion", "run_id")}
-    if name == "register_models" and gateway_address() is not None:
-        from movierec.tracking.pushgateway import push
-
-        push(settings, paths)  # the new model version next to the metrics push_metrics sent
-    summary["dvc_lock_updated"] = record_in_lock(project, [s for s in TASKS[name] if s in STAGES])
+        if gateway_address() is not None:
+            try:
+                push(settings, paths)  # the new model version next to the metrics push_metrics sent
+            except MovierecError as exc:
+                print(f"warning: the model version was not pushed: {exc}", file=sys.stderr)
     return summary

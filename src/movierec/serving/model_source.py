@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from movierec.models.layout import MANIFEST
+from movierec.redact import redact, redact_in
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
@@ -71,11 +72,12 @@ def fetch(uri: str, cache_dir: Path, tracking_uri: str = "") -> Fetched:
         else:
             found = client.get_model_version(name, match["version"])
     except MlflowException as exc:
+        shown = redact(tracking)
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            first = exc.message.splitlines()[0][:300]
-            raise RegistryUnavailable(f"could not read {uri} from the registry at {tracking}: {first}") from None
+            first = redact_in(exc.message.splitlines()[0][:300], tracking)
+            raise RegistryUnavailable(f"could not read {uri} from the registry at {shown}: {first}") from None
         what = f"alias {match['alias']!r}" if match["alias"] else f"version {match['version']}"
-        raise RegistryUnavailable(f"registered model {name!r} has no {what} in {tracking}: {exc.message}") from None
+        raise RegistryUnavailable(f"registered model {name!r} has no {what} in {shown}") from None
     version = str(found.version)
     target = Path(cache_dir) / f"{name}-v{version}"
     if not (target / MANIFEST).exists():  # a version's files never change: download once
@@ -86,12 +88,15 @@ def fetch(uri: str, cache_dir: Path, tracking_uri: str = "") -> Fetched:
             downloaded = staging / Path(found.source.rstrip("/")).name
             source = downloaded if (downloaded / MANIFEST).exists() else staging
             if not (source / MANIFEST).exists():
-                raise RegistryUnavailable(f"{name} version {version} ({found.source}) holds no bundle manifest")
-            if target.exists():
-                shutil.rmtree(target)
-            source.rename(target)
+                raise RegistryUnavailable(f"{name} version {version} holds no bundle manifest")
+            try:
+                source.rename(target)
+            except OSError:  # another worker finished the same download first: use its copy
+                if not (target / MANIFEST).exists():
+                    raise
         except MlflowException as exc:
-            raise RegistryUnavailable(f"could not download {name} version {version}: {exc.message}") from None
+            first = redact_in(exc.message.splitlines()[0][:300], tracking)
+            raise RegistryUnavailable(f"could not download {name} version {version}: {first}") from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return Fetched(target, name, version, uri)

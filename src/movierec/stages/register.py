@@ -10,11 +10,11 @@ bundle becomes a new version of the registered model (``registry.model_name``) w
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from movierec.models.bundle import check_manifest
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
+from movierec.redact import redact
 from movierec.settings import Settings
 from movierec.tracking import promotion, registry, store
 from movierec.tracking.run_log import bundle_source, lineage, log_pipeline_run
@@ -23,8 +23,7 @@ from movierec.tracking.run_log import bundle_source, lineage, log_pipeline_run
 def _store_label(paths: ProjectPaths) -> str:
     if store.is_embedded(paths):
         return "embedded (mlflow/ in the project)"
-    parts = urlsplit(store.tracking_uri(paths))
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return redact(store.tracking_uri(paths))
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
@@ -37,6 +36,9 @@ def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
 def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any]) -> dict[str, Any]:
     section = settings.registry
     client = store.client(paths)
+    existing = registry.find_bundle(client, section.model_name, manifest["version"])
+    if existing is not None:  # a rerun (a retried task, `movierec register` again): nothing new to record
+        return _already(client, paths, section.model_name, section.experiment, existing, manifest)
     experiment = store.experiment_id(client, paths, section.experiment)
     run_id = log_pipeline_run(client, experiment, settings, paths, manifest)
     tags = lineage(settings, paths, manifest)
@@ -44,7 +46,7 @@ def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any])
     version = registry.register_bundle(client, section.model_name, run_id, bundle_source(client, run_id), facts, tags)
     facts = registry.facts_of(client, section.model_name, version)
     if section.promote:
-        decision = promotion.decide(facts, registry.champion(client, section.model_name), section.tolerance)
+        decision = promotion.decide(facts, registry.champions(client, section.model_name), section.tolerance)
     else:
         decision = promotion.Decision(False, "promotion is off (registry.promote: false)")
     registry.record_decision(client, section.model_name, version, decision)
@@ -60,6 +62,29 @@ def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any])
         "champion": int(champion.version) if champion else None,
         "bundle_version": manifest["version"],
         "chain_ndcg@10": round(facts.chain_ndcg, 6),
+    }
+    Recorder(paths.reports, paths.plots).metrics("registry", report)
+    return report
+
+
+def _already(
+    client: Any, paths: ProjectPaths, model: str, experiment: str, version: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """The report for a bundle registered before (same bundle version): no new run or version."""
+    found = client.get_model_version(model, version)
+    champion = registry.champion(client, model)
+    report = {
+        "store": _store_label(paths),
+        "experiment": experiment,
+        "run_id": found.run_id,
+        "model": model,
+        "version": int(version),
+        "promoted": champion is not None and champion.version == version,
+        "reason": f"bundle {manifest['version']} is already version {version}: nothing new recorded "
+        f"(its decision: {found.tags.get('promotion_decision', '-')}: {found.tags.get('promotion_reason', '-')})",
+        "champion": int(champion.version) if champion else None,
+        "bundle_version": manifest["version"],
+        "chain_ndcg@10": round(registry.facts_of(client, model, version).chain_ndcg, 6),
     }
     Recorder(paths.reports, paths.plots).metrics("registry", report)
     return report

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 STEP_COLUMNS = ("epoch", "trial", "k")  # the first one a table has is its step axis
+LABEL_COLUMNS = ("model", "system")  # text columns that name a series (other text columns are left out)
 _BATCH = 1000  # MLflow takes at most 1000 metrics per call
 _NOT_ALLOWED = re.compile(r"[^\w\-. /]")
 
@@ -51,7 +52,7 @@ class MlflowBackend:
 
     def log_table(self, name: str, path: Path) -> None:
         """Numeric columns as ``<name>.<labels>.<column>`` per row, stepped by the step column;
-        text columns (model, system) become part of the key. The CSV is kept as an artifact."""
+        the label columns (model, system) become part of the key. The CSV is kept as an artifact."""
         with Path(path).open(newline="") as handle:
             rows = list(csv.DictReader(handle))
         columns = list(rows[0]) if rows else []
@@ -62,7 +63,7 @@ class MlflowBackend:
                 step = _number(row[step_column])
                 if step is None:
                     continue
-                labels = [v for c, v in row.items() if c != step_column and v and _number(v) is None]
+                labels = [row[c] for c in LABEL_COLUMNS if row.get(c)]
                 for column, text in row.items():
                     value = _number(text)
                     if column != step_column and value is not None:

@@ -1,10 +1,12 @@
 """Promote-if-better: whether a new model version becomes ``champion`` (pure logic, no MLflow).
 
-A version is promoted only if every quality bar of its evaluation is met, and, when the
-champion was evaluated on the same data with the same protocol (same evaluation key), its
-chain NDCG@10 is not below the champion's by more than the tolerance. When the two were
-evaluated on different data the NDCG values cannot be compared, so the bars decide alone and
-the reason says so.
+A version is promoted only if every quality bar of its evaluation is met, and its chain
+NDCG@10 is not below the best of the champions so far that were evaluated on the same data
+with the same protocol (same evaluation key) by more than the tolerance. Comparing with the
+best, not only the current champion, keeps a series of versions each a little worse than the
+last from walking the quality down one tolerance at a time. When no champion so far was
+evaluated the same way (new data), the NDCG values cannot be compared, so the bars decide
+alone and the reason says so.
 """
 
 from __future__ import annotations
@@ -57,25 +59,27 @@ def candidate(version: str, manifest: dict[str, Any]) -> Candidate:
     )
 
 
-def decide(new: Candidate, champion: Candidate | None, tolerance: float) -> Decision:
-    """The promote-if-better rule (see the module's docstring)."""
+def decide(new: Candidate, champions: list[Candidate], tolerance: float) -> Decision:
+    """The promote-if-better rule (see the module's docstring); ``champions`` are every version
+    that has been champion (the current one included), in any order."""
     if new.unmet_bars:
         return Decision(False, "quality bars not met: " + ", ".join(new.unmet_bars))
     if new.chain_ndcg != new.chain_ndcg:
         return Decision(False, f"no chain {METRIC} in the evaluation")
-    if champion is None:
+    if not champions:
         return Decision(True, f"first version to meet every bar (chain {METRIC} {new.chain_ndcg:.4f})")
-    if champion.evaluation_key != new.evaluation_key:
+    comparable = [c for c in champions if c.evaluation_key == new.evaluation_key and c.chain_ndcg == c.chain_ndcg]
+    if not comparable:
         return Decision(
             True,
-            f"every bar met; champion v{champion.version} was evaluated on other data or settings, "
-            f"so {METRIC} is not compared (new {new.chain_ndcg:.4f}, champion {champion.chain_ndcg:.4f})",
+            f"every bar met; no champion so far was evaluated on the same data and settings, so {METRIC} "
+            f"is not compared (new {new.chain_ndcg:.4f})",
         )
-    floor = champion.chain_ndcg - tolerance
+    best = max(comparable, key=lambda c: c.chain_ndcg)
     comparison = (
-        f"chain {METRIC} {new.chain_ndcg:.4f} vs champion v{champion.version}'s {champion.chain_ndcg:.4f} "
-        f"(tolerance {tolerance:g})"
+        f"chain {METRIC} {new.chain_ndcg:.4f} vs the best champion's on the same evaluation, "
+        f"v{best.version}'s {best.chain_ndcg:.4f} (tolerance {tolerance:g})"
     )
-    if new.chain_ndcg >= floor:
+    if new.chain_ndcg >= best.chain_ndcg - tolerance:
         return Decision(True, f"every bar met and {comparison}")
     return Decision(False, f"worse than the champion: {comparison}")

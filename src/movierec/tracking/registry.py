@@ -116,6 +116,40 @@ def champion(client: MlflowClient, name: str) -> Candidate | None:
     return facts_of(client, name, version) if version is not None else None
 
 
+def champions(client: MlflowClient, name: str) -> list[Candidate]:
+    """The facts of every version that has been champion (the history and the current one)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        seen = _history(client, name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return []
+        raise
+    current = _alias(client, name, CHAMPION)
+    out = []
+    for version in dict.fromkeys([*seen, *([current] if current else [])]):
+        try:
+            out.append(facts_of(client, name, version))
+        except RegistryError:  # a version deleted since: nothing to compare with
+            continue
+    return out
+
+
+def find_bundle(client: MlflowClient, name: str, bundle_version: str) -> str | None:
+    """The registered version holding bundle ``bundle_version`` (the same bytes), if any."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = _versions(client, name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
+    found = [v for v in versions if v.tags.get("bundle_version") == bundle_version]
+    return str(min(int(v.version) for v in found)) if found else None
+
+
 def record_decision(client: MlflowClient, name: str, version: str, decision: Decision) -> None:
     """Tag the version with the decision; promote it when the decision says so."""
     if decision.promote:
@@ -129,11 +163,11 @@ def promote(client: MlflowClient, name: str, version: str, reason: str, decided:
     """Make ``version`` the champion (and drop its challenger alias); the previous champion
     stays in the history for a rollback."""
     version = str(_version(client, name, version).version)
+    client.set_registered_model_alias(name, CHAMPION, version)  # first: the history never runs ahead of it
     history = _history(client, name)
     if not history or history[-1] != version:
         history.append(version)
     client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
-    client.set_registered_model_alias(name, CHAMPION, version)
     if _alias(client, name, CHALLENGER) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
     for key, value in (("promotion_decision", decided), ("promotion_reason", reason), ("promoted_at", _stamp())):
@@ -155,8 +189,9 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     if not history:
         raise RegistryError(f"model {name!r}: champion v{current} has no previous champion to roll back to")
     target = history[-1]
-    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    _version(client, name, target)  # still there (else the error names the versions there are)
     client.set_registered_model_alias(name, CHAMPION, target)
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
     client.set_model_version_tag(name, current, "rolled_back_at", _stamp())
     client.set_model_version_tag(name, current, "promotion_decision", "rolled back")
     client.set_model_version_tag(name, current, "promotion_reason", f"champion moved back to v{target}")

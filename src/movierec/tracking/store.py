@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from movierec.errors import MovierecError
 from movierec.paths import ProjectPaths
+from movierec.redact import redact, redact_in
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -47,8 +48,9 @@ def speaking_errors(paths: ProjectPaths) -> Iterator[None]:
     try:
         yield
     except MlflowException as exc:
-        where = "the project's store (mlflow/)" if is_embedded(paths) else f"{ENV}={tracking_uri(paths)}"
-        raise TrackingError(f"MLflow at {where}: {exc.message.splitlines()[0][:500]}") from exc
+        where = "the project's store (mlflow/)" if is_embedded(paths) else f"{ENV}={redact(tracking_uri(paths))}"
+        message = redact_in(exc.message.splitlines()[0][:500], tracking_uri(paths))
+        raise TrackingError(f"MLflow at {where}: {message}") from exc
 
 
 def client(paths: ProjectPaths) -> MlflowClient:
@@ -68,6 +70,8 @@ def experiment_id(mlflow_client: MlflowClient, paths: ProjectPaths, name: str) -
     """The experiment ``name``'s id, creating it (artifacts under ``mlflow/artifacts`` when embedded)."""
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        if found.lifecycle_stage == "deleted":  # deleted in the UI: bring it back rather than fail
+            mlflow_client.restore_experiment(found.experiment_id)
         return found.experiment_id
     location = (paths.mlflow / "artifacts").resolve().as_uri() if is_embedded(paths) else None
     return mlflow_client.create_experiment(name, artifact_location=location)
