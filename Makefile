@@ -82,7 +82,8 @@ mlflow: install  ## the MLflow UI on the project's embedded store (mlflow/): run
 	  --default-artifact-root $(abspath mlflow)/artifacts --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 pushgateway: system-deps  ## a Prometheus Pushgateway on 127.0.0.1:9091 (export MOVIEREC_PUSHGATEWAY=127.0.0.1:9091)
-	prometheus-pushgateway --web.listen-address=127.0.0.1:9091
+	@mkdir -p $(HOME)/.cache/movierec
+	prometheus-pushgateway --web.listen-address=127.0.0.1:9091 --persistence.file=$(HOME)/.cache/movierec/pushgateway.data
 
 system-deps:  ## Debian packages the integration tests use (a real Prometheus server and Pushgateway)
 	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \

@@ -174,7 +174,12 @@ def test_make_airflow_then_a_rest_trigger_runs_registers_and_pushes(tmp_path: Pa
     env = {**env, "MOVIEREC_PUSHGATEWAY": gateway}
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         env.pop(key)
-    pushgateway = _start([gateway_binary, f"--web.listen-address={gateway}"], env, tmp_path / "gateway.log", tmp_path)
+    pushgateway = _start(  # its own persistence file: Debian's default is shared machine-wide
+        [gateway_binary, f"--web.listen-address={gateway}", f"--persistence.file={tmp_path / 'gateway.data'}"],
+        env,
+        tmp_path / "gateway.log",
+        tmp_path,
+    )
     standalone = _start(
         [
             "make",

@@ -45,7 +45,10 @@ def test_pushed_training_metrics_are_queryable_in_prometheus(
     config = config.replace("127.0.0.1:9091", gateway).replace("scrape_interval: 5s", "scrape_interval: 1s")
     (tmp_path / "prometheus.yml").write_text(config)
     shutil.copy(ROOT / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
-    pushgateway = _start([gateway_binary, f"--web.listen-address={gateway}"])
+    # its own persistence file: Debian's default is shared by every Pushgateway on the machine
+    pushgateway = _start(
+        [gateway_binary, f"--web.listen-address={gateway}", f"--persistence.file={tmp_path / 'gateway.data'}"]
+    )
     prometheus = _start(
         [
             prometheus_binary,

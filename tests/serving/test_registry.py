@@ -111,7 +111,10 @@ def test_two_runs_promote_rollback_and_the_service_follows_the_champion(
     model = client.get_registered_model(MODEL)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "1", "challenger": "2"}
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == 2
-    assert client.get_model_version(MODEL, "2").tags["promotion_decision"] == "kept as challenger"
+    second_tags = client.get_model_version(MODEL, "2").tags
+    assert second_tags["promotion_decision"] == "kept as challenger"
+    assert float(second_tags["test.chain.ndcg_at_10"]) == pytest.approx(0.20)  # its metrics, as tags
+    assert second_tags["bar.chain_ndcg_at_10_over_ease"].endswith("(met)")
     # the run holds the settings, the epoch curves, the evaluation, the lineage and the bundle
     run = client.get_run(first["run_id"])
     assert run.info.status == "FINISHED"

@@ -17,6 +17,7 @@ from movierec.recording import Recorder
 from movierec.redact import redact
 from movierec.settings import Settings
 from movierec.tracking import promotion, registry, store
+from movierec.tracking.mlflow_backend import metric_key
 from movierec.tracking.run_log import bundle_source, lineage, log_pipeline_run
 
 
@@ -24,6 +25,22 @@ def _store_label(paths: ProjectPaths) -> str:
     if store.is_embedded(paths):
         return "embedded (mlflow/ in the project)"
     return redact(store.tracking_uri(paths))
+
+
+def metric_tags(manifest: dict[str, Any]) -> dict[str, str]:
+    """The bundle's headline metrics as version tags: each system's test NDCG@10 and
+    Recall@100, each quality bar's value, the index recalls against brute force."""
+    metrics = manifest.get("metrics", {})
+    tags = {}
+    for system, values in metrics.get("test", {}).items():
+        for name in ("ndcg@10", "recall@100"):
+            if name in values:
+                tags[metric_key(f"test.{system}.{name}")] = f"{values[name]:.6f}"
+    for name, bar in metrics.get("bars", {}).items():
+        tags[metric_key(f"bar.{name}")] = (
+            f"{bar.get('value', float('nan')):.4f} ({'met' if bar.get('met') else 'unmet'})"
+        )
+    return tags
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
@@ -41,7 +58,7 @@ def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any])
         return _already(client, paths, section.model_name, section.experiment, existing, manifest)
     experiment = store.experiment_id(client, paths, section.experiment)
     run_id = log_pipeline_run(client, experiment, settings, paths, manifest)
-    tags = lineage(settings, paths, manifest)
+    tags = {**lineage(settings, paths, manifest), **metric_tags(manifest)}
     facts = promotion.candidate("new", manifest)
     version = registry.register_bundle(client, section.model_name, run_id, bundle_source(client, run_id), facts, tags)
     facts = registry.facts_of(client, section.model_name, version)
