@@ -50,13 +50,26 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
 
 
 def git_commit(root: Path) -> str:
-    """The project's git commit (``+dirty`` when tracked files changed), or ``unknown``."""
+    """The project's git commit (``+dirty`` when tracked files other than the pipeline's own
+    outputs, ``dvc.lock`` and ``reports/``, changed), or ``unknown``."""
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            # the pipeline's own outputs (the lock, the reports) change during every run: not code
+            [
+                "git",
+                "-C",
+                str(root),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!dvc.lock",
+                ":!reports",
+            ],
             capture_output=True,
             text=True,
             timeout=30,
