@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -66,7 +65,9 @@ class BodyLimit:
 
 
 class CountErrors:
-    """Counts every 4xx/5xx response by route name (pure ASGI: no per-request task or copy)."""
+    """Counts every 4xx/5xx response by route name (pure ASGI: no per-request task or copy),
+    and every unhandled exception as a 500: Starlette's outer error middleware answers those,
+    outside this one, so without this they would never reach the metrics."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -75,16 +76,27 @@ class CountErrors:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        started = False
+
+        def count(status: int) -> None:
+            route = scope.get("route")
+            # unmatched paths share one label: a scanner must not create a series per URL
+            REQUESTS.labels(endpoint=getattr(route, "name", None) or "unmatched", status=str(status)).inc()
+
         async def watch(message: dict) -> None:
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                route = scope.get("route")
-                # unmatched paths share one label: a scanner must not create a series per URL
-                REQUESTS.labels(
-                    endpoint=getattr(route, "name", None) or "unmatched", status=str(message["status"])
-                ).inc()
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] >= 400:
+                    count(message["status"])
             await send(message)
 
-        await self.app(scope, receive, watch)
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if not started:  # the outer error middleware will answer 500
+                count(500)
+            raise
 
 
 class _TooLarge(HTTPException):
@@ -92,15 +104,31 @@ class _TooLarge(HTTPException):
         super().__init__(413, detail=f"request body over the {limit}-byte limit")
 
 
-def _printable(value: Any) -> Any:
-    """Non-finite floats as strings, so an echo of the input (``NaN``) is valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _printable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_printable(v) for v in value]
-    return value
+ECHO_DEPTH = 6  # levels of the input a 422 echoes back (from the error itself)
+ECHO_ITEMS = 20  # entries of a list or mapping echoed back
+ECHO_TEXT = 200  # characters of a string echoed back
+MAX_ERRORS = 50  # errors listed in one 422
+
+
+def _printable(value: Any, depth: int = 0) -> Any:
+    """A bounded echo of ``value`` for an error reply: at most ``ECHO_DEPTH`` levels deep
+    (deeper input is replaced by a note), ``ECHO_ITEMS`` entries and ``ECHO_TEXT`` characters
+    each; non-finite floats as strings and other objects as text, so the reply is valid JSON
+    and its size and the work to build it are bounded whatever the input's nesting (a field
+    nested a thousand levels deep once crashed this with RecursionError)."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value if len(value) <= ECHO_TEXT else value[:ECHO_TEXT] + "..."
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= ECHO_DEPTH:
+            return "(nested deeper; not shown)"
+        if isinstance(value, dict):
+            return {str(k)[:ECHO_TEXT]: _printable(v, depth + 1) for k, v in list(value.items())[:ECHO_ITEMS]}
+        return [_printable(v, depth + 1) for v in list(value[:ECHO_ITEMS])]
+    return _printable(str(value), depth)
 
 
 class _EscapedJSON(JSONResponse):
@@ -111,8 +139,13 @@ class _EscapedJSON(JSONResponse):
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, robust to inputs it echoes back (``NaN``, ``Infinity``, lone surrogates)."""
-    return _EscapedJSON(status_code=422, content={"detail": _printable(jsonable_encoder(exc.errors()))})
+    """FastAPI's 422, robust to inputs it echoes back (``NaN``, ``Infinity``, lone surrogates,
+    deep nesting): each error's input is echoed within bounds, at most ``MAX_ERRORS`` errors."""
+    errors = exc.errors()
+    detail = [_printable(dict(error)) for error in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        detail.append({"type": "truncated", "loc": [], "msg": f"{len(errors) - MAX_ERRORS} more errors not shown"})
+    return _EscapedJSON(status_code=422, content={"detail": detail})
 
 
 def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:

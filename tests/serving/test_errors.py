@@ -1,0 +1,55 @@
+"""No input gives a 500, and a 500 that does happen is counted (issue 9, findings 2 and 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bundle_fixture import metric_value
+from fastapi.testclient import TestClient
+
+ENDPOINTS = ("/api/v1/retrieval", "/api/v1/ranking", "/api/v1/recommendations", "/api/v1/feedback")
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"user_id": 1, "history": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("depth", [3, 485, 975, 5000, 30000])
+def test_deeply_nested_input_is_a_small_4xx_never_a_500(client: TestClient, endpoint: str, depth: int) -> None:
+    # 485 to 975 levels once crashed the 422 formatter with RecursionError (a 500 and 150 KB of
+    # traceback per request); deeper still, the JSON parser itself gives up: a 400
+    r = client.post(endpoint, content=_nested(depth), headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422), (depth, r.status_code, r.text[:300])
+    assert len(r.content) < 16_000  # the echo of the input is bounded
+    json.loads(r.content)  # and valid JSON
+
+
+def test_the_echo_of_bad_input_is_bounded_and_many_errors_are_truncated(client: TestClient) -> None:
+    long_text = "x" * 50_000
+    r = client.post("/api/v1/retrieval", json={"user_id": long_text, "k": 3})
+    assert r.status_code == 422 and len(r.content) < 4_000
+    assert r.json()["detail"][0]["input"].endswith("...")
+    r = client.post("/api/v1/ranking", json={"user_id": 1, "item_ids": ["a"] * 900})
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and len(detail) == 51 and detail[-1]["type"] == "truncated"
+    assert "850 more errors" in detail[-1]["msg"]
+
+
+def test_an_unhandled_error_is_a_500_counted_in_the_metrics(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recommender = client.app.state.service.recommender
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the retrieval path")
+
+    monkeypatch.setattr(recommender, "retrieve", broken)
+    before = client.get("/metrics").text
+    unguarded = TestClient(client.app, raise_server_exceptions=False)  # the same app, as a remote client sees it
+    r = unguarded.post("/api/v1/retrieval", json={"user_id": 1, "k": 3})
+    assert r.status_code == 500
+    after = client.get("/metrics").text
+    counted = metric_value(after, "recommendation_requests_total", endpoint="retrieval", status="500")
+    assert counted - metric_value(before, "recommendation_requests_total", endpoint="retrieval", status="500") == 1
