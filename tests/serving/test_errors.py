@@ -53,3 +53,23 @@ def test_an_unhandled_error_is_a_500_counted_in_the_metrics(
     after = client.get("/metrics").text
     counted = metric_value(after, "recommendation_requests_total", endpoint="retrieval", status="500")
     assert counted - metric_value(before, "recommendation_requests_total", endpoint="retrieval", status="500") == 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "field"),
+    [
+        ("/api/v1/retrieval", {"user_id": True, "k": 3}, "user_id"),
+        ("/api/v1/retrieval", {"user_id": "1", "k": 3}, "user_id"),
+        ("/api/v1/retrieval", {"user_id": 1.0, "k": 3}, "user_id"),
+        ("/api/v1/retrieval", {"user_id": 1, "k": "5"}, "k"),
+        ("/api/v1/retrieval", {"history": [1, "2"], "k": 3}, "history"),
+        ("/api/v1/ranking", {"user_id": 1, "item_ids": [True]}, "item_ids"),
+        ("/api/v1/recommendations", {"user_id": 1, "candidates": True}, "candidates"),
+        ("/api/v1/feedback", {"user_id": 1, "item_id": "3", "event": "click"}, "item_id"),
+    ],
+)
+def test_ids_and_counts_are_strict_integers(client: TestClient, endpoint: str, body: dict, field: str) -> None:
+    # lax parsing once took `user_id: true` for user 1 and "1" for 1
+    r = client.post(endpoint, json=body)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"][0]["loc"]

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-ItemId = int
+# Request integers are strict: JSON true, "1" and 1.0 are not ids or counts (lax parsing once
+# took `user_id: true` for user 1). Response models keep plain int.
+StrictInt = Annotated[int, Field(strict=True)]
+ItemId = StrictInt
 MAX_ID = 2**62
 
 
@@ -36,8 +39,8 @@ class Filters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     genres: list[Text] | None = Field(None, max_length=50, description="keep items with any of these genres")
-    year_min: int | None = Field(None, ge=1800, le=2200)
-    year_max: int | None = Field(None, ge=1800, le=2200)
+    year_min: StrictInt | None = Field(None, ge=1800, le=2200)
+    year_max: StrictInt | None = Field(None, ge=1800, le=2200)
 
     @model_validator(mode="after")
     def _years_ordered(self) -> Filters:
@@ -50,7 +53,7 @@ class UserDescription(BaseModel):
     """A user id, a history of item ids, or both."""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: int | None = Field(None, ge=0, le=MAX_ID)
+    user_id: StrictInt | None = Field(None, ge=0, le=MAX_ID)
     history: list[ItemId] = Field(
         default_factory=list, max_length=1000, description="item ids the user interacted with, oldest first"
     )
@@ -60,7 +63,7 @@ class UserDescription(BaseModel):
 class RetrievalRequest(UserDescription):
     """Candidates for a user."""
 
-    k: int = Field(100, ge=1, le=1000)
+    k: StrictInt = Field(100, ge=1, le=1000)
     exclude_seen: bool = True
     filters: Filters | None = None
     index: Literal["scann", "faiss", "brute"] | None = None
@@ -91,7 +94,7 @@ class RankingRequest(UserDescription):
     """Candidates to score and order for a user."""
 
     item_ids: list[ItemId] = Field(..., min_length=1, max_length=1000)
-    k: int | None = Field(None, ge=1, le=1000)
+    k: StrictInt | None = Field(None, ge=1, le=1000)
 
 
 class RankingResponse(BaseModel):
@@ -104,8 +107,8 @@ class RankingResponse(BaseModel):
 class RecommendationRequest(RetrievalRequest):
     """Retrieval, filtering, ranking and an optional diversity re-rank in one call."""
 
-    k: int = Field(10, ge=1, le=1000)
-    candidates: int = Field(100, ge=1, le=1000)
+    k: StrictInt = Field(10, ge=1, le=1000)
+    candidates: StrictInt = Field(100, ge=1, le=1000)
     diversity: float = Field(0.0, ge=0.0, le=1.0, description="0: ranker order; up to 1: favour genre variety")
 
 
@@ -136,11 +139,11 @@ class FeedbackRequest(BaseModel):
     """An interaction to record."""
 
     model_config = ConfigDict(extra="forbid")
-    user_id: int = Field(..., ge=0, le=MAX_ID)
-    item_id: int = Field(..., ge=0, le=MAX_ID)
+    user_id: StrictInt = Field(..., ge=0, le=MAX_ID)
+    item_id: StrictInt = Field(..., ge=0, le=MAX_ID)
     rating: float | None = Field(None, ge=0.5, le=5.0)
     event: Literal["rating", "view", "click", "watch"] = "rating"
-    timestamp: int | None = Field(None, ge=0, le=2**40, description="Unix seconds; default: now")
+    timestamp: StrictInt | None = Field(None, ge=0, le=2**40, description="Unix seconds; default: now")
 
 
 class FeedbackResponse(BaseModel):
@@ -159,7 +162,7 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: Text | None = Field(None, max_length=4096)
     alias: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="e.g. champion")
-    version: int | None = Field(None, ge=1, description="a registered version number")
+    version: StrictInt | None = Field(None, ge=1, description="a registered version number")
 
     @model_validator(mode="after")
     def _one_source(self) -> ReloadRequest:
