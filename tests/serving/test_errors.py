@@ -73,3 +73,20 @@ def test_ids_and_counts_are_strict_integers(client: TestClient, endpoint: str, b
     r = client.post(endpoint, json=body)
     assert r.status_code == 422, r.text
     assert field in r.json()["detail"][0]["loc"]
+
+
+def test_the_schema_documents_every_error_reply(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    expected = {
+        ("/api/v1/retrieval", "post"): {"400", "413", "422", "503"},
+        ("/api/v1/recommendations", "post"): {"400", "413", "422", "503"},
+        ("/api/v1/feedback", "post"): {"400", "413", "422", "503"},
+        ("/api/v1/items/{item_id}", "get"): {"404", "422", "503"},
+        ("/admin/reload", "post"): {"400", "403", "413", "422"},
+    }
+    for (path, method), codes in expected.items():
+        documented = set(paths[path][method]["responses"])
+        assert codes <= documented, (path, codes - documented)
+    # and the replies have the documented shape
+    missing = client.get("/api/v1/items/987654321")
+    assert missing.status_code == 404 and isinstance(missing.json()["detail"], str)

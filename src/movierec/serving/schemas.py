@@ -194,3 +194,23 @@ class ReadyResponse(BaseModel):
     items: int | None = None
     users: int | None = None
     reason: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error but a 422 (whose ``detail`` lists the fields at fault)."""
+
+    detail: str
+
+
+_ERROR_TEXT = {
+    400: "the body is not valid JSON",
+    403: "admin routes are disabled, or the X-API-Key header is wrong",
+    404: "no such item",
+    413: "the body is over MOVIEREC_MAX_BODY_BYTES",
+    503: "no bundle is loaded yet (GET /ready says why)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """The OpenAPI ``responses`` entries of the error replies a router may give."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_TEXT[code]} for code in codes}

@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 
 from movierec.serving.deps import State, require_api_key
-from movierec.serving.schemas import ReloadRequest, ReloadResponse
+from movierec.serving.schemas import ReloadRequest, ReloadResponse, error_responses
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)], responses=error_responses(400, 403, 413)
+)
 
 
 @router.post("/reload", response_model=ReloadResponse, summary="Swap in a new bundle")

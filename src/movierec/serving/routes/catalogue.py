@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from movierec.serving.deps import Current, State, check_genres, record
 from movierec.serving.routes.recommend import scored
-from movierec.serving.schemas import MAX_ID, ItemListResponse, ItemResponse
+from movierec.serving.schemas import MAX_ID, ItemListResponse, ItemResponse, error_responses
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"])
+router = APIRouter(prefix="/api/v1", tags=["catalogue"], responses=error_responses(404, 503))
 ItemPath = Annotated[int, Path(ge=0, le=MAX_ID, description="a catalogue item id")]
 
 

@@ -7,9 +7,9 @@ import time
 from fastapi import APIRouter, HTTPException
 
 from movierec.serving.deps import Current, State, record
-from movierec.serving.schemas import FeedbackRequest, FeedbackResponse
+from movierec.serving.schemas import FeedbackRequest, FeedbackResponse, error_responses
 
-router = APIRouter(prefix="/api/v1", tags=["feedback"])
+router = APIRouter(prefix="/api/v1", tags=["feedback"], responses=error_responses(400, 413, 503))
 
 
 @router.post("/feedback", response_model=FeedbackResponse, status_code=201, summary="Record an interaction")

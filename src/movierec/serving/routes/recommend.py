@@ -15,10 +15,11 @@ from movierec.serving.schemas import (
     RetrievalRequest,
     RetrievalResponse,
     ScoredItem,
+    error_responses,
 )
 from movierec.serving.service import Recommender, Result
 
-router = APIRouter(prefix="/api/v1", tags=["recommendations"])
+router = APIRouter(prefix="/api/v1", tags=["recommendations"], responses=error_responses(400, 413, 503))
 
 
 def scored(rec: Recommender, result: Result, ratings: list[float] | None = None) -> list[ScoredItem]:
