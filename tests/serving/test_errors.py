@@ -90,3 +90,24 @@ def test_the_schema_documents_every_error_reply(client: TestClient) -> None:
     # and the replies have the documented shape
     missing = client.get("/api/v1/items/987654321")
     assert missing.status_code == 404 and isinstance(missing.json()["detail"], str)
+
+
+def test_dropped_request_log_rows_are_counted_in_the_metrics(client: TestClient, tmp_path) -> None:
+    import queue as queues
+
+    from movierec.serving.store import RequestLog
+
+    writer = RequestLog(tmp_path / "log.sqlite", max_queue=1)
+    try:
+        stalled: queues.Queue = queues.Queue(maxsize=1)  # a writer that has stopped draining its queue
+        stalled.put_nowait(("row",))
+        writer.queue = stalled
+        before = client.get("/metrics").text
+        for n in range(3):
+            writer.log(f"r{n}", 1, "retrieval", "v", [1], [0.5], 1.0, False, None)
+        after = client.get("/metrics").text
+    finally:
+        writer.queue = queues.Queue()
+        writer.close()
+    assert writer.dropped == 3
+    assert metric_value(after, "request_log_dropped_total") - metric_value(before, "request_log_dropped_total") == 3

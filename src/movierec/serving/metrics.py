@@ -37,6 +37,7 @@ ACTIVE_USERS = Gauge(
     "active_users_count", "Distinct users seen in the last 5 minutes (summed over workers)", multiprocess_mode="livesum"
 )
 FALLBACKS = Counter("fallback_total", "Requests answered by a fallback, by reason", ["reason"])
+LOG_DROPPED = Counter("request_log_dropped_total", "Request-log rows dropped because the log writer's queue was full")
 BUNDLE = Gauge(
     "model_bundle_info", "The loaded bundle version (value 1 for the current one)", ["version"], multiprocess_mode="max"
 )

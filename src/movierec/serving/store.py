@@ -9,12 +9,17 @@ the queue is full a row is dropped and counted rather than making the caller wai
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from movierec.serving.metrics import LOG_DROPPED
+
+log = logging.getLogger("movierec.serving")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -135,6 +140,11 @@ class RequestLog:
             self.queue.put_nowait(row)
         except queue.Full:
             self.dropped += 1
+            LOG_DROPPED.inc()  # nothing lost silently: exported, and logged (first, then every 1000th)
+            if self.dropped % 1000 == 1:
+                log.warning(
+                    "request log queue full (%d rows): %d rows dropped so far", self.queue.maxsize, self.dropped
+                )
 
     def _run(self) -> None:
         while True:
