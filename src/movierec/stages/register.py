@@ -52,53 +52,56 @@ def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
 
 def _register(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any]) -> dict[str, Any]:
     section = settings.registry
+    model = section.model_name
     client = store.client(paths)
-    existing = registry.find_bundle(client, section.model_name, manifest["version"])
+    existing = registry.find_bundle(client, model, manifest["version"])
     if existing is not None:  # a rerun (a retried task, `movierec register` again): nothing new to record
-        return _already(client, paths, section.model_name, section.experiment, existing, manifest)
+        found = client.get_model_version(model, existing)
+        reason = (
+            f"bundle {manifest['version']} is already version {existing}: nothing new recorded (its decision: "
+            f"{found.tags.get('promotion_decision', '-')}: {found.tags.get('promotion_reason', '-')})"
+        )
+        champion = registry.champion(client, model)
+        promoted = champion is not None and champion.version == existing
+        return _record(client, paths, section.experiment, model, existing, found.run_id, promoted, reason, manifest)
     experiment = store.experiment_id(client, paths, section.experiment)
-    run_id = log_pipeline_run(client, experiment, settings, paths, manifest)
-    tags = {**lineage(settings, paths, manifest), **metric_tags(manifest)}
+    tags = lineage(settings, paths, manifest)  # once: the run and the version carry the same lineage
+    run_id = log_pipeline_run(client, experiment, settings, paths, tags)
     facts = promotion.candidate("new", manifest)
-    version = registry.register_bundle(client, section.model_name, run_id, bundle_source(client, run_id), facts, tags)
-    facts = registry.facts_of(client, section.model_name, version)
+    source = bundle_source(client, run_id)
+    version = registry.register_bundle(client, model, run_id, source, facts, {**tags, **metric_tags(manifest)})
+    facts = registry.facts_of(client, model, version)
     if section.promote:
-        decision = promotion.decide(facts, registry.champions(client, section.model_name), section.tolerance)
+        decision = promotion.decide(facts, registry.champions(client, model), section.tolerance)
     else:
         decision = promotion.Decision(False, "promotion is off (registry.promote: false)")
-    registry.record_decision(client, section.model_name, version, decision)
-    champion = registry.champion(client, section.model_name)
-    report = {
-        "store": _store_label(paths),
-        "experiment": section.experiment,
-        "run_id": run_id,
-        "model": section.model_name,
-        "version": int(version),
-        "promoted": decision.promote,
-        "reason": decision.reason,
-        "champion": int(champion.version) if champion else None,
-        "bundle_version": manifest["version"],
-        "chain_ndcg@10": round(facts.chain_ndcg, 6),
-    }
-    Recorder(paths.reports, paths.plots).metrics("registry", report)
-    return report
+    registry.record_decision(client, model, version, decision)
+    return _record(
+        client, paths, section.experiment, model, version, run_id, decision.promote, decision.reason, manifest
+    )
 
 
-def _already(
-    client: Any, paths: ProjectPaths, model: str, experiment: str, version: str, manifest: dict[str, Any]
+def _record(
+    client: Any,
+    paths: ProjectPaths,
+    experiment: str,
+    model: str,
+    version: str,
+    run_id: str,
+    promoted: bool,
+    reason: str,
+    manifest: dict[str, Any],
 ) -> dict[str, Any]:
-    """The report for a bundle registered before (same bundle version): no new run or version."""
-    found = client.get_model_version(model, version)
+    """Write and return ``reports/registry.json`` for ``version`` of ``model``."""
     champion = registry.champion(client, model)
     report = {
         "store": _store_label(paths),
         "experiment": experiment,
-        "run_id": found.run_id,
+        "run_id": run_id,
         "model": model,
         "version": int(version),
-        "promoted": champion is not None and champion.version == version,
-        "reason": f"bundle {manifest['version']} is already version {version}: nothing new recorded "
-        f"(its decision: {found.tags.get('promotion_decision', '-')}: {found.tags.get('promotion_reason', '-')})",
+        "promoted": promoted,
+        "reason": reason,
         "champion": int(champion.version) if champion else None,
         "bundle_version": manifest["version"],
         "chain_ndcg@10": round(registry.facts_of(client, model, version).chain_ndcg, 6),

@@ -110,12 +110,11 @@ def lineage(settings: Settings, paths: ProjectPaths, manifest: dict[str, Any]) -
 
 
 def log_pipeline_run(
-    client: MlflowClient, experiment_id: str, settings: Settings, paths: ProjectPaths, manifest: dict[str, Any]
+    client: MlflowClient, experiment_id: str, settings: Settings, paths: ProjectPaths, tags: dict[str, str]
 ) -> str:
-    """Write the run (see the module's docstring); returns its id. A failure marks it FAILED."""
+    """Write the run with the lineage ``tags`` (from :func:`lineage`); returns its id. A failure marks it FAILED."""
     from mlflow.entities import Param
 
-    tags = lineage(settings, paths, manifest)
     run = client.create_run(experiment_id, run_name=f"{tags['dataset']}-{tags['bundle_version']}", tags=tags)
     run_id = run.info.run_id
     try:
