@@ -56,7 +56,8 @@ pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny 
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-DEBIAN_PACKAGES := prometheus prometheus-pushgateway
+# Debian packages for the integration tests; each installs a command of the same name
+DEBIAN_PACKAGES := prometheus prometheus-pushgateway wrk
 
 AIRFLOW_PORT ?= 8080
 AIRFLOW_HOME_DIR ?= $(HOME)/.cache/movierec/airflow
@@ -85,11 +86,13 @@ pushgateway: system-deps  ## a Prometheus Pushgateway on 127.0.0.1:9091 (export 
 	@mkdir -p $(HOME)/.cache/movierec
 	prometheus-pushgateway --web.listen-address=127.0.0.1:9091 --persistence.file=$(HOME)/.cache/movierec/pushgateway.data
 
-system-deps:  ## Debian packages the integration tests use (a real Prometheus server and Pushgateway)
-	@if ! command -v prometheus >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES); \
-	  else echo "note: install $(DEBIAN_PACKAGES) (apt-get install) to run their integration tests"; fi; \
+system-deps:  ## Debian packages the integration tests use (Prometheus, the Pushgateway, the wrk load generator)
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=no; fi; \
+	  if [ "$$sudo" != no ] && command -v apt-get >/dev/null; then \
+	    $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "note: install" $$missing "(apt-get install, as root) to run their integration tests"; fi; \
 	fi
 
 test: install system-deps lint  ## install what the tests need, lint, then run every test (unit and integration)

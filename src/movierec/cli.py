@@ -272,7 +272,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_bench_serve(args: argparse.Namespace, settings: Settings) -> None:
-    """Drive a running server on loopback with a bounded load and print latency percentiles."""
+    """Load a running server on loopback with wrk; print req/s, latency percentiles and the targets."""
     from movierec.serving.bench import run_bench
 
     run_bench(args)
@@ -432,12 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
-    p = bench.add_parser("serve", help="bounded load on a running server: p50/p95/p99 and requests/s per endpoint")
+    p = bench.add_parser(
+        "serve",
+        help="load a running server with wrk: req/s, p50/p95/p99 and the targets, per endpoint",
+        description="Drives floor (ping), retrieval, ranking, the chain, similar items and feedback, one after "
+        "another, with wrk (apt-get install wrk) against a server on this machine; see docs/serving.md, Speed.",
+    )
     p.add_argument("--url", default="http://127.0.0.1:8000", help="a loopback address of the running server")
-    p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--requests", type=int, default=2000, help="requests per endpoint (stops after this many)")
-    p.add_argument("--max-seconds", type=float, default=60.0, help="time limit per endpoint")
-    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--connections", "--concurrency", type=int, default=16, help="open keep-alive connections")
+    p.add_argument("--duration", type=int, default=10, help="measured seconds per endpoint")
+    p.add_argument("--warmup", type=int, default=2, help="unmeasured seconds per endpoint before that (0: none)")
+    p.add_argument("--timeout", type=int, default=5, help="seconds before wrk counts a request as timed out")
+    p.add_argument("--runs", type=int, default=1, help="repeat the whole sequence; then the mean and spread")
+    p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the results as JSON here")
+    p.add_argument("--api-key", help="for a server that requires keys (better: MOVIEREC_BENCH_API_KEY, off argv)")
     p.set_defaults(func=cmd_bench_serve)
 
     p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
