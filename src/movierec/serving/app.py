@@ -16,11 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from movierec import __version__
+from movierec.serving.auth import KeyRing
+from movierec.serving.budget import OverBudget
+from movierec.serving.database import StoreUnavailable, open_database
 from movierec.serving.metrics import REQUESTS
 from movierec.serving.routes import admin, catalogue, feedback, health, recommend
 from movierec.serving.settings import Settings
 from movierec.serving.state import ServiceState
-from movierec.serving.store import BundlePointer, EventStore, RequestLog
+from movierec.serving.store import BundlePointer, EventStore, RateLimited, RequestLog
 
 log = logging.getLogger("movierec.serving")
 
@@ -148,6 +151,21 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return _EscapedJSON(status_code=422, content={"detail": detail})
 
 
+async def _store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    """The database cannot serve the request now: 503 with the reason, never a 500 or a hang."""
+    return JSONResponse({"detail": exc.reason}, status_code=503, headers={"Retry-After": "1"})
+
+
+async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+    """Too much feedback from one user: 429 with the wait in Retry-After."""
+    return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _over_budget(request: Request, exc: OverBudget) -> JSONResponse:
+    """A request over its time budget: 503 naming the stage."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+
 def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     """Build the application.
 
@@ -160,11 +178,14 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = open_database(settings.database_path, settings)
         state = ServiceState(
             settings,
-            EventStore(settings.database_path),
-            RequestLog(settings.database_path, settings.log_queue_size),
-            pointer=BundlePointer(settings.database_path),
+            EventStore(settings.database_path, settings, db),
+            RequestLog(settings.database_path, settings=settings, db=db),
+            pointer=BundlePointer(settings.database_path, settings, db),
+            db=db,
+            keys=KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, settings.host),
         )
         app.state.service = state
         if load:
@@ -178,8 +199,7 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         yield
         state.stop()
         state.log.close()
-        state.events.close()
-        state.pointer.close()
+        db.close()
 
     app = FastAPI(
         title="movierec",
@@ -191,6 +211,9 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     for module in (recommend, catalogue, feedback, admin, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(RateLimited, _rate_limited)  # type: ignore[arg-type]
+    app.add_exception_handler(OverBudget, _over_budget)  # type: ignore[arg-type]
 
     # Added first, so it runs inside CountErrors: its 413s are counted like any other error, and
     # it hands the route a receive that raises the 413 itself (as an HTTP error the app renders)

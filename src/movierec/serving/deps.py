@@ -1,8 +1,7 @@
-"""Dependencies the routes declare: the service state, the loaded recommender, the admin key."""
+"""Dependencies the routes declare: the service state, the loaded recommender, the API key scopes."""
 
 from __future__ import annotations
 
-import secrets
 import time
 import uuid
 from typing import Annotated, Any
@@ -29,16 +28,37 @@ async def get_recommender(state: Annotated[ServiceState, Depends(get_state)]) ->
     return current
 
 
-async def require_api_key(
-    state: Annotated[ServiceState, Depends(get_state)], x_api_key: Annotated[str | None, Header()] = None
-) -> None:
-    """Admin routes need ``X-API-Key`` equal to ``MOVIEREC_API_KEY`` (and are off when it is unset)."""
-    expected = state.settings.api_key
-    if not expected:
-        raise HTTPException(403, detail="admin routes are disabled: set MOVIEREC_API_KEY")
-    # bytes: compare_digest refuses non-ASCII str, and a header may hold any latin-1 text
-    if not x_api_key or not secrets.compare_digest(x_api_key.encode(), expected.encode("utf-8", "surrogateescape")):
-        raise HTTPException(401, detail="missing or wrong X-API-Key header")
+def require(scope: str) -> Any:
+    """A dependency that lets a request through only with a key holding ``scope``.
+
+    Read and write need a key only when keys are required (see :mod:`movierec.serving.auth`);
+    admin always does. No key or an unknown key: 401; a key without the scope: 403.
+    """
+
+    async def check(
+        state: Annotated[ServiceState, Depends(get_state)],
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> None:
+        ring = state.keys
+        if scope != "admin" and not ring.required:
+            return
+        if scope == "admin" and not ring.has_admin:
+            raise HTTPException(403, detail="admin routes are disabled: set MOVIEREC_API_KEYS (KEY:admin)")
+        key = x_api_key
+        if key is None and authorization and authorization[:7].lower() == "bearer ":
+            key = authorization[7:].strip()
+        scopes = ring.scopes_of(key)
+        if scopes is None:
+            raise HTTPException(
+                401,
+                detail="missing or unknown API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if scope not in scopes:
+            raise HTTPException(403, detail=f"this API key lacks the '{scope}' scope")
+
+    return check
 
 
 State = Annotated[ServiceState, Depends(get_state)]

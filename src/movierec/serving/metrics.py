@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -75,9 +76,37 @@ def set_bundle(version: str, load_seconds: float, previous: str | None = None) -
     MODEL_LOAD.set(load_seconds)
 
 
+def forget_dead_workers(directory: str | None = None) -> list[int]:
+    """Drop the live-gauge files of worker processes that no longer run; returns their pids.
+
+    In multiprocess mode each worker writes its gauges to files named by its pid, and a
+    ``livesum`` gauge such as ``active_users_count`` only leaves out a dead worker once its
+    files are marked dead. A worker that crashed (and was replaced by the supervisor) never
+    did that itself, so its last value stayed in the total; this runs before each scrape.
+    """
+    directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return []
+    dead = set()
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[-1]) if path.stem.rsplit("_", 1)[-1].isdigit() else None
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.add(pid)
+        except PermissionError:  # alive, owned by another user
+            pass
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)
+    return sorted(dead)
+
+
 def render() -> bytes:
     """The exposition text, aggregated over workers in multiprocess mode."""
     if MULTIPROCESS:
+        forget_dead_workers()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)

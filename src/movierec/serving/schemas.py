@@ -204,10 +204,13 @@ class ErrorResponse(BaseModel):
 
 _ERROR_TEXT = {
     400: "the body is not valid JSON",
-    403: "admin routes are disabled, or the X-API-Key header is wrong",
+    401: "an API key is required and none or an unknown one was sent (Authorization: Bearer KEY)",
+    403: "the API key lacks this route's scope, or admin routes are disabled",
     404: "no such item",
     413: "the body is over MOVIEREC_MAX_BODY_BYTES",
-    503: "no bundle is loaded yet (GET /ready says why)",
+    429: "this user posted more feedback than MOVIEREC_FEEDBACK_RATE_LIMIT allows; see Retry-After",
+    503: "no bundle is loaded yet (GET /ready says why), the database is busy or unavailable, "
+    "or the request ran over its time budget",
 }
 
 

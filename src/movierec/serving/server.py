@@ -6,7 +6,10 @@ import os
 import shutil
 import tempfile
 
+from movierec.errors import ParamsError
 from movierec.models.bundle import check_manifest
+from movierec.serving.auth import AuthConfigError, KeyRing
+from movierec.serving.database import prepare
 from movierec.serving.settings import Settings
 
 
@@ -23,11 +26,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     With several workers, Prometheus multiprocess mode is switched on with a fresh
     ``PROMETHEUS_MULTIPROC_DIR`` so ``/metrics`` adds up every worker.
     """
+    os.environ["MOVIEREC_HOST"] = host  # the workers decide from it whether keys are required
+    os.environ.pop("MOVIEREC_DATABASE_IDENTITY", None)
     settings = Settings()
     check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
+    try:
+        KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, host)
+    except AuthConfigError as exc:
+        raise ParamsError(str(exc)) from exc
     from movierec.serving.store import BundlePointer
 
-    pointer = BundlePointer(settings.database_path)
+    # Created (or upgraded) and proven writable once, here: a read-only or unusable file is a
+    # one-line error instead of a traceback per worker; the workers (and any restarted later)
+    # are pinned to this very file, so a file deleted while running is refused by all alike.
+    os.environ["MOVIEREC_DATABASE_IDENTITY"] = prepare(settings.database_path, settings.database_timeout_seconds)
+    pointer = BundlePointer(settings.database_path, Settings())
     pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
     pointer.close()
     # One thread per library per worker: on a small machine BLAS, OpenMP (FAISS) and TensorFlow

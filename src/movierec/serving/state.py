@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from movierec.serving.auth import KeyRing
+from movierec.serving.database import Database
 from movierec.serving.metrics import ActiveUsers, set_bundle
 from movierec.serving.model_source import Fetched, fetch, model_uri
 from movierec.serving.service import Recommender
 from movierec.serving.settings import Settings
+from movierec.serving.smoke import smoke_test as run_smoke_test
 from movierec.serving.store import BundlePointer, EventStore, RequestLog
 
 log = logging.getLogger("movierec.serving")
@@ -28,6 +31,8 @@ class ServiceState:
     recommender: Recommender | None = None
     not_ready_reason: str | None = "starting"
     pointer: BundlePointer | None = None
+    db: Database | None = None  # the database behind events, log and pointer (its health is /ready's)
+    keys: KeyRing = field(default_factory=KeyRing)
     active: ActiveUsers = field(default_factory=ActiveUsers)
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     failed_version: str | None = None
@@ -66,23 +71,15 @@ class ServiceState:
         return previous
 
     def smoke_test(self, candidate: Recommender) -> None:
-        """Queries every path of a freshly loaded bundle; raises if any fails."""
-        from movierec.serving.service import UserQuery
+        """Queries every path of a freshly loaded bundle and checks its answers; raises if any fails.
 
-        some_user = next(iter(candidate.histories))
-        some_items = candidate.catalogue.item_id[:5].tolist()
-        for index in ("scann", "faiss", "brute"):
-            result = candidate.retrieve(UserQuery(user_id=some_user), [], 10, True, None, None, None, index)
-            if len(result.item_ids) != 10:
-                raise RuntimeError(f"smoke query on {index} returned {len(result.item_ids)} items, not 10")
-        cold = candidate.retrieve(
-            UserQuery(user_id=None, history=some_items[:2]), [], 10, True, None, None, None, "brute"
-        )
-        if cold.is_fallback:
-            raise RuntimeError("a user with a history got the popular fallback")
-        ranked, _ = candidate.rank(UserQuery(user_id=some_user), [], some_items)
-        if sorted(ranked.item_ids) != sorted(some_items):
-            raise RuntimeError("the ranker lost candidates")
+        Beyond "every index and the ranker answer", each approximate index must agree with
+        brute force and the ranker that serves with its SavedModel (see :mod:`movierec.serving.smoke`).
+
+        Raises:
+            SmokeTestFailed: naming the path that failed (and the overlap or the gap measured).
+        """
+        run_smoke_test(candidate)
 
     def follow_reloads(self, interval: float) -> threading.Thread:
         """Poll the shared bundle pointer; when another worker reloaded, load and swap too.
@@ -120,6 +117,12 @@ class ServiceState:
                 return False
             self.swap(candidate)
         return True
+
+    def unready_reason(self) -> str | None:
+        """Why the service cannot serve every request now (no bundle, a database problem), or None."""
+        if self.recommender is None:
+            return self.not_ready_reason or "no bundle loaded"
+        return self.db.health() if self.db is not None else None
 
     def stop(self) -> None:
         """Stop the reload follower."""

@@ -6,11 +6,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends
 
-from movierec.serving.deps import State, require_api_key
+from movierec.serving.deps import State, require
 from movierec.serving.schemas import ReloadRequest, ReloadResponse, error_responses
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)], responses=error_responses(400, 403, 413)
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses(400, 401, 403, 413),
 )
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
-from movierec.serving.deps import Current, State, check_genres, record
+from movierec.serving.deps import Current, State, check_genres, record, require
 from movierec.serving.routes.recommend import scored
 from movierec.serving.schemas import MAX_ID, ItemListResponse, ItemResponse, error_responses
 
-router = APIRouter(prefix="/api/v1", tags=["catalogue"], responses=error_responses(404, 503))
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["catalogue"],
+    dependencies=[Depends(require("read"))],
+    responses=error_responses(401, 403, 404, 503),
+)
 ItemPath = Annotated[int, Path(ge=0, le=MAX_ID, description="a catalogue item id")]
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 
-from movierec.serving.deps import Current, State, record
+from movierec.serving.deps import Current, State, record, require
 from movierec.serving.schemas import FeedbackRequest, FeedbackResponse, error_responses
 
-router = APIRouter(prefix="/api/v1", tags=["feedback"], responses=error_responses(400, 413, 503))
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["feedback"],
+    dependencies=[Depends(require("write"))],
+    responses=error_responses(400, 401, 403, 413, 429, 503),
+)
 
 
 @router.post("/feedback", response_model=FeedbackResponse, status_code=201, summary="Record an interaction")

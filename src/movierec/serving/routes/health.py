@@ -22,10 +22,14 @@ def health() -> dict[str, str]:
     "/ready", response_model=ReadyResponse, summary="A bundle is loaded", responses={503: {"model": ReadyResponse}}
 )
 def ready(state: State) -> Response:
-    """200 with the bundle's version, load time and sizes; 503 with the reason while not ready."""
+    """200 with the bundle's version, load time and sizes; 503 with the reason while not ready:
+    no bundle loaded, or the service database cannot take writes (removed or replaced, disk
+    full or under ``MOVIEREC_MIN_FREE_DISK_BYTES``, read-only)."""
     rec = state.recommender
-    if rec is None:
-        return JSONResponse(ReadyResponse(ready=False, reason=state.not_ready_reason).model_dump(), status_code=503)
+    reason = state.unready_reason()
+    if rec is None or reason is not None:
+        body = ReadyResponse(ready=False, reason=reason, model_version=rec.version if rec else None)
+        return JSONResponse(body.model_dump(), status_code=503)
     return JSONResponse(
         ReadyResponse(
             ready=True,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 
-from movierec.serving.deps import Current, State, check_genres, check_user, record, user_query
+from movierec.serving.budget import Budget
+from movierec.serving.deps import Current, State, check_genres, check_user, record, require, user_query
 from movierec.serving.schemas import (
     RankingRequest,
     RankingResponse,
@@ -19,7 +20,12 @@ from movierec.serving.schemas import (
 )
 from movierec.serving.service import Recommender, Result
 
-router = APIRouter(prefix="/api/v1", tags=["recommendations"], responses=error_responses(400, 413, 503))
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["recommendations"],
+    dependencies=[Depends(require("read"))],
+    responses=error_responses(400, 401, 403, 413, 503),
+)
 
 
 def scored(rec: Recommender, result: Result, ratings: list[float] | None = None) -> list[ScoredItem]:
@@ -66,7 +72,11 @@ def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Resp
     """The top ``k`` items from the two-tower model through the chosen index; a user with
     neither known events nor a history gets the popular list (``is_fallback``)."""
     started = time.perf_counter()
-    result = _retrieve(rec, state, body, body.k, _feedback(state, body.user_id))
+    budget = Budget(state.settings.request_budget_seconds, started)
+    feedback = _feedback(state, body.user_id)
+    budget.check("feedback")
+    result = _retrieve(rec, state, body, body.k, feedback)
+    budget.check("retrieval")
     response.headers["X-Request-ID"] = record(state, "retrieval", started, body.user_id, result, rec.version)
     return RetrievalResponse(
         items=scored(rec, result),
@@ -96,6 +106,7 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
     stage = time.perf_counter()
     result, ratings = rec.rank(user_query(body), feedback, list(body.item_ids))
     result.stages["ranking"] = time.perf_counter() - stage
+    Budget(state.settings.request_budget_seconds, started).check("ranking")
     k = body.k or len(result.item_ids)
     result = Result(result.item_ids[:k], result.scores[:k], stages=result.stages)
     response.headers["X-Request-ID"] = record(state, "ranking", started, body.user_id, result, rec.version)
@@ -108,16 +119,21 @@ def recommendations(
 ) -> RecommendationResponse:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
     started = time.perf_counter()
+    budget = Budget(state.settings.request_budget_seconds, started)
     feedback = _feedback(state, body.user_id)
+    budget.check("feedback")
     candidates = _retrieve(rec, state, body, max(body.candidates, body.k), feedback)
+    budget.check("retrieval")
     result = candidates
     if candidates.item_ids:
         stage = time.perf_counter()
         ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids, candidates.embedding)
         candidates.stages["ranking"] = time.perf_counter() - stage
+        budget.check("ranking")
         ids, scores = ranked.item_ids, ranked.scores
         if body.diversity > 0:
             ids, scores = rec.diversify(ids, scores, body.k, body.diversity)
+            budget.check("diversity")
         result = Result(
             ids[: body.k],
             scores[: body.k],

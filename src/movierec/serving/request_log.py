@@ -1,0 +1,176 @@
+"""The asynchronous request log: one row per served request, written by a background thread.
+
+A request puts its row on a bounded in-memory queue and returns; a writer thread stores
+rows in small transactions. When the writer falls behind and the queue is full, the
+request waits up to ``request_log_block_seconds`` for room (back-pressure: the service
+slows down a little instead of losing rows at once); a row that still finds no room, or
+that the database refuses after retries, is dropped and counted in
+``request_log_dropped_total`` and the log, never lost silently.
+
+Retention: the writer deletes rows older than ``request_log_max_age_days`` and keeps at
+most ``request_log_max_rows`` rows (the newest), checking every
+``request_log_prune_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from movierec.serving.database import Database, StoreUnavailable, open_database
+from movierec.serving.metrics import LOG_DROPPED
+from movierec.serving.settings import Settings
+
+log = logging.getLogger("movierec.serving")
+BATCH = 500  # rows per transaction
+WRITE_ATTEMPTS = 5
+
+
+class RequestLog:
+    """Writes request rows from a queue on a background thread, in small transactions."""
+
+    def __init__(
+        self, path: Path, max_queue: int | None = None, settings: Settings | None = None, db: Database | None = None
+    ):
+        settings = settings or Settings()
+        self.path = Path(path)
+        self.queue: queue.Queue[tuple | None] = queue.Queue(maxsize=max_queue or settings.log_queue_size)
+        self.block_seconds = settings.request_log_block_seconds
+        self.max_age_seconds = settings.request_log_max_age_days * 86400.0
+        self.max_rows = settings.request_log_max_rows
+        self.prune_seconds = settings.request_log_prune_seconds
+        self.dropped = 0
+        self._dropped_lock = threading.Lock()
+        self.db = db or open_database(self.path, settings)
+        self._owns_db = db is None
+        self._last_prune = 0.0
+        self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+        self._thread.start()
+
+    def log(
+        self,
+        request_id: str,
+        user_id: int | None,
+        endpoint: str,
+        model_version: str | None,
+        item_ids: list[int],
+        scores: list[float],
+        latency_ms: float,
+        is_fallback: bool,
+        fallback_reason: str | None,
+    ) -> None:
+        """Queue one row; waits at most ``request_log_block_seconds`` for room, else drops it (counted)."""
+        row = (
+            request_id,
+            time.time(),
+            user_id,
+            endpoint,
+            model_version,
+            json.dumps(item_ids),
+            json.dumps([round(float(s), 6) for s in scores]),
+            latency_ms,
+            int(is_fallback),
+            fallback_reason,
+        )
+        try:
+            self.queue.put_nowait(row)
+        except queue.Full:
+            try:
+                self.queue.put(row, timeout=self.block_seconds)
+            except queue.Full:
+                self._drop(1, f"the writer's queue is full ({self.queue.maxsize} rows)")
+
+    def _drop(self, n: int, why: str) -> None:
+        with self._dropped_lock:
+            before = self.dropped
+            self.dropped += n
+            total = self.dropped
+        LOG_DROPPED.inc(n)  # nothing lost silently: exported, and logged (first, then every 1000th)
+        if before // 1000 != total // 1000 or before == 0:
+            log.warning("request log: %d rows dropped (%s); %d dropped so far", n, why, total)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                row = self.queue.get(timeout=self.prune_seconds)
+            except queue.Empty:
+                self._maybe_prune()
+                continue
+            if row is None:
+                return
+            batch = [row]
+            done = False
+            while len(batch) < BATCH:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    done = True
+                    break
+                batch.append(nxt)
+            self._write(batch)
+            self._maybe_prune()
+            if done:
+                return
+
+    def _write(self, rows: list[tuple]) -> None:
+        reason = ""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self.db.write(
+                    lambda conn: conn.executemany(
+                        "INSERT OR REPLACE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                    )
+                )
+                return
+            except StoreUnavailable as exc:
+                reason = exc.reason
+                time.sleep(0.05 * (attempt + 1))
+        self._drop(len(rows), f"the database refused them: {reason}")
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete rows past the retention limits; returns how many were deleted."""
+        cutoff = (now if now is not None else time.time()) - self.max_age_seconds
+
+        def delete(conn: sqlite3.Connection) -> int:
+            old = conn.execute("DELETE FROM request_logs WHERE time < ?", (cutoff,)).rowcount
+            excess = conn.execute(
+                "DELETE FROM request_logs WHERE time < (SELECT time FROM request_logs ORDER BY time DESC "
+                "LIMIT 1 OFFSET ?)",
+                (self.max_rows - 1,),
+            ).rowcount
+            return old + excess
+
+        return self.db.write(delete)
+
+    def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_prune < self.prune_seconds:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            deleted = self.prune()
+        except StoreUnavailable as exc:
+            log.warning("request log retention skipped: %s", exc.reason)
+            return
+        if deleted:
+            log.info("request log retention: %d rows deleted", deleted)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the queue is drained (tests and shutdown)."""
+        deadline = time.time() + timeout
+        while not self.queue.empty() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+
+    def close(self) -> None:
+        """Drain the queue and stop the writer."""
+        self.queue.put(None)
+        self._thread.join(timeout=10)
+        if self._owns_db:
+            self.db.close()
