@@ -185,7 +185,6 @@ def test_reload_refuses_a_shuffled_faiss_id_map_and_keeps_serving(
     assert client.get("/ready").json()["model_version"] == manifest["version"]
 
 
-@pytest.mark.xfail(strict=True, reason="create_app's lifespan swaps the loaded bundle in without the smoke test")
 def test_start_up_refuses_a_shuffled_faiss_id_map(tiny_project: TinyProject, tmp_path: Path) -> None:
     settings = make_settings(tiny_project, tmp_path / "db.sqlite", bundle_dir=_shuffled_faiss(tiny_project, tmp_path))
     with TestClient(create_app(settings)) as started:

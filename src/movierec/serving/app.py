@@ -190,7 +190,9 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
         app.state.service = state
         if load:
             try:
-                state.swap(state.load())
+                candidate = state.load()
+                state.smoke_test(candidate)  # start-up checks what a reload checks
+                state.swap(candidate)
             except Exception as exc:  # reported by /ready, the service stays up
                 state.not_ready_reason = f"{type(exc).__name__}: {exc}"
                 log.error("bundle not loaded: %s", state.not_ready_reason)
