@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from movierec.models.inputs import Catalogue, UserDirectory, query_features
 from movierec.models.layout import CANDIDATE_TOWER, CATALOGUE, QUERY_TOWER, RETRIEVAL_META
+from movierec.models.saved_models import load_signature
 from movierec.models.saving import save
 from movierec.models.vocab import candidate_feature_names, query_feature_names
 
@@ -117,8 +118,8 @@ class LoadedRetrieval:
             pq.read_table(directory / CATALOGUE_FILE), self.meta[CATALOGUE_WIDTHS_KEY]
         )
         self.users = users
-        self.query = tf.saved_model.load(str(directory / QUERY_DIR)).signatures["serving_default"]
-        self.candidate = tf.saved_model.load(str(directory / CANDIDATE_DIR)).signatures["serving_default"]
+        self.query = load_signature(directory / QUERY_DIR)
+        self.candidate = load_signature(directory / CANDIDATE_DIR)
 
     def embed_items(self, batch_size: int = 4096) -> np.ndarray:
         """Embeddings of every catalogue item."""

@@ -13,6 +13,7 @@ import tensorflow as tf
 from movierec.models.fast_towers import dense_layers, load_arrays
 from movierec.models.layout import EASE_META, EASE_WEIGHTS, RANKER, RANKER_META, RANKER_WEIGHTS, RATING_BIASES
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
+from movierec.models.saved_models import load_signature
 from movierec.models.saving import save
 
 EASE_FILE = EASE_WEIGHTS
@@ -146,7 +147,7 @@ def load_rating_biases(directory: Path) -> RatingBiases | None:
 
 def load_ranker(directory: Path) -> Any:
     """The ``serving_default`` function of an exported ranker."""
-    return tf.saved_model.load(str(Path(directory) / RANKER)).signatures["serving_default"]
+    return load_signature(Path(directory) / RANKER)
 
 
 def predict_exported(signature: Any, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ import tensorflow_recommenders as tfrs
 
 from movierec.errors import DataError
 from movierec.models.layout import TOPK_META
+from movierec.models.saved_models import load_signature
 from movierec.models.saving import save
 
 TOPK_FILE = TOPK_META
@@ -146,4 +147,4 @@ def load_topk(directory: Path) -> Callable[..., dict[str, tf.Tensor]]:
         kind = json.loads((directory / TOPK_FILE).read_text()).get("kind", "scann")
     if kind != "brute":
         import scann  # noqa: F401  (registers the Scann ops the graph refers to)
-    return tf.saved_model.load(str(directory)).signatures["serving_default"]
+    return load_signature(directory)

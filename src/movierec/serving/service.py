@@ -33,6 +33,7 @@ from movierec.models.ranking_export import (
     predict_exported,
 )
 from movierec.models.ranking_features import RankingContext, pair_features
+from movierec.models.saved_models import reuse
 from movierec.models.topk_export import load_topk
 
 INDEXES = ("scann", "faiss", "brute")
@@ -76,46 +77,49 @@ class Recommender:
         layout = BundleLayout(bundle_dir)
         self.manifest = check_manifest(bundle_dir)
         self.version = self.manifest["version"]
-        self.users = load_users(layout.ranking)
-        self.retrieval = LoadedRetrieval(layout.retrieval, self.users)
-        self.catalogue = self.retrieval.catalogue
-        self.item_embeddings = self.retrieval.embed_items()
-        try:
-            blend = Blend.from_config(self.retrieval.config)
-        except ValueError as exc:
-            raise DataError(str(exc), path=layout.retrieval) from exc
-        context = load_context(layout.ranking, self.catalogue, self.item_embeddings, self.users)
-        context.blend = blend
-        self.histories = context.histories
-        try:
-            ease = load_ease(layout.ranking, len(self.catalogue))
-        except ValueError as exc:
-            raise DataError(str(exc), path=layout.ranking) from exc
-        if ease is not None:
-            context.ease, context.ease_tau = ease
-        self.context = _ServingContext.of(context)
-        self.context.blender()  # built once at load (the item embeddings' covariance), not per request
-        self.ranker = load_ranker(layout.ranking)
-        self.rating_biases = load_rating_biases(layout.ranking)
-        self.scann = load_topk(layout.scann)
-        self.faiss_index, self.faiss_ids = load_faiss(layout.faiss)
-        self.query_inputs = list(self.retrieval.meta["query_inputs"])
-        self.history_len = int(self.retrieval.config["history_len"])
-        self.fast_query = None
-        self.fast_query = self._checked_fast_query(layout.query_tower)
-        self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
-        self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
-        self.genre_masks = {g: (self.catalogue.genres == g).any(axis=1) for g in self.genres}
-        # items x genres, 0/1: the diversity re-rank's genre overlaps as one matrix product
-        self.genre_onehot = (
-            np.stack([self.genre_masks[g] for g in self.genres], axis=1).astype(np.float64)
-            if self.genres
-            else np.zeros((len(self.catalogue), 0))
-        )
-        self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
-        self.n_users = len(self.histories)
-        self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
-        self.fast_ranker = self._checked_fast_ranker(layout.ranking)
+        # SavedModels whose content is unchanged since an earlier load are reused (TensorFlow
+        # never frees part of every load: without this, each reload grew the worker)
+        with reuse(bundle_dir, self.manifest["parts"]):
+            self.users = load_users(layout.ranking)
+            self.retrieval = LoadedRetrieval(layout.retrieval, self.users)
+            self.catalogue = self.retrieval.catalogue
+            self.item_embeddings = self.retrieval.embed_items()
+            try:
+                blend = Blend.from_config(self.retrieval.config)
+            except ValueError as exc:
+                raise DataError(str(exc), path=layout.retrieval) from exc
+            context = load_context(layout.ranking, self.catalogue, self.item_embeddings, self.users)
+            context.blend = blend
+            self.histories = context.histories
+            try:
+                ease = load_ease(layout.ranking, len(self.catalogue))
+            except ValueError as exc:
+                raise DataError(str(exc), path=layout.ranking) from exc
+            if ease is not None:
+                context.ease, context.ease_tau = ease
+            self.context = _ServingContext.of(context)
+            self.context.blender()  # built once at load (the item embeddings' covariance), not per request
+            self.ranker = load_ranker(layout.ranking)
+            self.rating_biases = load_rating_biases(layout.ranking)
+            self.scann = load_topk(layout.scann)
+            self.faiss_index, self.faiss_ids = load_faiss(layout.faiss)
+            self.query_inputs = list(self.retrieval.meta["query_inputs"])
+            self.history_len = int(self.retrieval.config["history_len"])
+            self.fast_query = None
+            self.fast_query = self._checked_fast_query(layout.query_tower)
+            self.popular_rows = np.lexsort((-self.catalogue.n_interactions, -self.catalogue.n_recent))
+            self.genres = sorted({g for g in self.catalogue.genres.ravel().tolist() if g})
+            self.genre_masks = {g: (self.catalogue.genres == g).any(axis=1) for g in self.genres}
+            # items x genres, 0/1: the diversity re-rank's genre overlaps as one matrix product
+            self.genre_onehot = (
+                np.stack([self.genre_masks[g] for g in self.genres], axis=1).astype(np.float64)
+                if self.genres
+                else np.zeros((len(self.catalogue), 0))
+            )
+            self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
+            self.n_users = len(self.histories)
+            self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
+            self.fast_ranker = self._checked_fast_ranker(layout.ranking)
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 

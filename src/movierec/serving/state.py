@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
@@ -19,6 +21,20 @@ from movierec.serving.smoke import smoke_test as run_smoke_test
 from movierec.serving.store import BundlePointer, EventStore, RequestLog
 
 log = logging.getLogger("movierec.serving")
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc's ``malloc_trim``).
+
+    A replaced bundle frees a few hundred megabytes in many small blocks; without the trim
+    glibc keeps most of them, and a worker's resident memory drifted up by about 10 % over
+    a dozen reloads (measured on ML-100K) though nothing was still referenced.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 @dataclass
@@ -68,6 +84,7 @@ class ServiceState:
         self.recommender = new  # one reference assignment: requests see the old or the new, never a mix
         self.not_ready_reason = None
         set_bundle(new.version, new.load_seconds, previous)
+        release_memory()  # the previous bundle's arrays, back to the system
         return previous
 
     def smoke_test(self, candidate: Recommender) -> None:
