@@ -173,3 +173,16 @@ def test_a_dead_workers_active_users_leave_the_total(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", live], check=True, env=env, capture_output=True, text=True).stdout
     assert metric_value(out, "active_users_count") == 2, out
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MOVIEREC_FEEDBACK_RATE_LIMIT", "-1"), ("MOVIEREC_REQUEST_BUDGET_SECONDS", "0"), ("MOVIEREC_AUTH", "maybe")],
+)
+def test_a_bad_limit_is_one_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    from movierec.errors import ParamsError
+    from movierec.serving.settings import load_service_settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ParamsError, match=name):
+        load_service_settings()

@@ -10,7 +10,7 @@ from movierec.errors import ParamsError
 from movierec.models.bundle import check_manifest
 from movierec.serving.auth import AuthConfigError, KeyRing
 from movierec.serving.database import prepare
-from movierec.serving.settings import Settings
+from movierec.serving.settings import Settings, load_service_settings
 
 
 def app_factory():  # uvicorn's factory hook
@@ -28,7 +28,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     """
     os.environ["MOVIEREC_HOST"] = host  # the workers decide from it whether keys are required
     os.environ.pop("MOVIEREC_DATABASE_IDENTITY", None)
-    settings = Settings()
+    settings = load_service_settings()
     check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
     try:
         KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, host)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from movierec.errors import ParamsError
 
 
 class Settings(BaseSettings):
@@ -26,8 +29,8 @@ class Settings(BaseSettings):
     tracking_uri: str = ""
     registered_model: str = "movierec"  # the name /admin/reload's alias or version refers to
     database_path: Path = Path("data/serving/movierec.sqlite")
-    database_timeout_seconds: float = 1.0  # the longest a request waits for the database (then 503)
-    min_free_disk_bytes: int = 50 * 1024 * 1024  # less free space on the database's disk: /ready is 503
+    database_timeout_seconds: PositiveFloat = 1.0  # the longest a request waits for the database (then 503)
+    min_free_disk_bytes: NonNegativeInt = 50 * 1024 * 1024  # less free space on the database's disk: /ready is 503
     database_identity: str = ""  # set by `movierec serve` for its workers (the file they must share)
     default_index: str = "faiss"  # measured fastest here, and the most accurate against brute force
     api_key: str = ""  # an admin key (same as an api_keys entry KEY:admin); empty: none
@@ -36,18 +39,34 @@ class Settings(BaseSettings):
     # "auto": keys are required unless the service listens on a loopback address; "on"; "off"
     auth: Literal["auto", "on", "off"] = "auto"
     host: str = "127.0.0.1"  # the address the service listens on (set by `movierec serve`)
-    max_body_bytes: int = 64 * 1024
-    candidates: int = 100
-    request_budget_seconds: float = 2.0  # a request still working after this long is answered 503
-    feedback_per_user: int = 500  # a user's most recent feedback events used for serving
-    feedback_rate_limit: int = 120  # feedback events one user may post per window (then 429)
-    feedback_rate_window_seconds: float = 60.0
-    log_queue_size: int = 10_000
-    request_log_block_seconds: float = 0.05  # how long a request waits for room in a full log queue
-    request_log_max_age_days: float = 30.0  # request-log rows older than this are deleted
-    request_log_max_rows: int = 1_000_000  # at most this many request-log rows are kept (the newest)
-    request_log_prune_seconds: float = 60.0  # how often retention runs
-    reload_poll_seconds: float = 2.0  # how often a worker checks whether another worker reloaded
+    max_body_bytes: PositiveInt = 64 * 1024
+    candidates: PositiveInt = 100
+    request_budget_seconds: PositiveFloat = 2.0  # a request still working after this long is answered 503
+    feedback_per_user: PositiveInt = 500  # a user's most recent feedback events used for serving
+    feedback_rate_limit: PositiveInt = 120  # feedback events one user may post per window (then 429)
+    feedback_rate_window_seconds: PositiveFloat = 60.0
+    log_queue_size: PositiveInt = 10_000
+    request_log_block_seconds: PositiveFloat = 0.05  # how long a request waits for room in a full log queue
+    request_log_max_age_days: PositiveFloat = 30.0  # request-log rows older than this are deleted
+    request_log_max_rows: PositiveInt = 1_000_000  # at most this many request-log rows are kept (the newest)
+    request_log_prune_seconds: PositiveFloat = 60.0  # how often retention runs
+    reload_poll_seconds: PositiveFloat = 2.0  # how often a worker checks whether another worker reloaded
+
+
+def load_service_settings() -> Settings:
+    """The settings from the environment; a bad value is a one-line error naming the variable.
+
+    Raises:
+        ParamsError: a ``MOVIEREC_*`` variable holds a value the service cannot use.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MOVIEREC_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ParamsError(f"bad service setting: {problems}") from exc
 
 
 def get_settings() -> Settings:
