@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from movierec.errors import DataError
-from movierec.models.blend import Blend
+from movierec.models.blend import Blend, Blender
 from movierec.models.bundle import check_manifest
 from movierec.models.context_export import load_context, load_users
 from movierec.models.export import LoadedRetrieval
@@ -35,6 +35,7 @@ from movierec.models.ranking_export import (
 from movierec.models.ranking_features import RankingContext, pair_features
 from movierec.models.saved_models import reuse
 from movierec.models.topk_export import load_topk
+from movierec.serving.fast_features import ServingBlender, ServingFeatures, check_blender, check_features
 
 INDEXES = ("scann", "faiss", "brute")
 
@@ -120,6 +121,8 @@ class Recommender:
             self.n_users = len(self.histories)
             self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
             self.fast_ranker = self._checked_fast_ranker(layout.ranking)
+            self.features = self._checked_features()
+            self.blender = self._checked_blender()
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 
@@ -240,7 +243,7 @@ class Recommender:
         start = time.perf_counter()
         embedding = self.embed(query, history)[None, :]
         q = embedding[0]
-        blender = self.context.blender()  # the towers blended with the history's item neighbours
+        blender = self.blender  # the towers blended with the history's item neighbours
         history_rows = np.array([self.row_of[int(i)] for i in history], np.int64) if blender is not None else None
         rows: np.ndarray
         if index == "scann":
@@ -306,12 +309,14 @@ class Recommender:
         if embedding is None:
             embedding = self.embed(query, history)
         user = int(query.user_id) if query.user_id is not None else -1
-        ctx = self.context
-        if query.history or feedback:
-            ctx = ctx.with_history(user, np.array(history))
-        feats = pair_features(
-            ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0)
-        )
+        own_history = np.array(history, np.int64) if (query.history or feedback) else None
+        if self.features is not None:
+            feats = self.features(user, own_history, rows, embedding)
+        else:
+            ctx = self.context if own_history is None else self.context.with_history(user, own_history)
+            feats = pair_features(
+                ctx, np.full(rows.size, user, np.int64), rows, np.repeat(embedding[None, :], rows.size, 0)
+            )
         self._override_demographics(feats, query)
         scores, ratings = self.predict(feats)
         if self.rating_biases is not None:  # the served rating predictor (see RatingBiases)
@@ -343,6 +348,36 @@ class Recommender:
         if np.allclose(got_scores, want_scores, atol=1e-5) and np.allclose(got_ratings, want_ratings, atol=1e-4):
             return fast
         return None
+
+    def _check_users(self) -> list[int]:
+        """Known users the fast paths are checked on at load: the busiest, the quietest, and a spread."""
+        users = sorted(self.histories, key=lambda u: (len(self.histories[u]), u))
+        picks = users[:3] + users[-3:] + users[:: max(1, len(users) // 10)]
+        return list(dict.fromkeys(picks))
+
+    def _checked_features(self) -> ServingFeatures | None:
+        """The one-user pair features, used only if they reproduce ``pair_features`` on real users."""
+        if not self.histories:
+            return None
+        fast = ServingFeatures(self.context)
+
+        def query_of(user: int) -> np.ndarray:
+            return self.embed(UserQuery(user_id=user), [i for i in self.histories[user].tolist() if i in self.row_of])
+
+        return fast if check_features(fast, self._check_users(), query_of) else None
+
+    def _checked_blender(self) -> Blender | None:
+        """The first stage's blender: the CSR-array one if it reproduces the training one on real users."""
+        slow = self.context.blender()
+        if slow is None or not self.histories:
+            return slow
+        fast = ServingBlender(slow)
+        cases = []
+        for user in self._check_users():
+            history = [i for i in self.histories[user].tolist() if i in self.row_of]
+            rows = np.array([self.row_of[i] for i in history], np.int64)
+            cases.append((rows, self.embed(UserQuery(user_id=user), history)))
+        return fast if check_blender(fast, slow, cases, self.item_embeddings) else slow
 
     def _override_demographics(self, feats: dict[str, np.ndarray], query: UserQuery) -> None:
         n = len(feats["gender"])

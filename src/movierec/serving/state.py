@@ -24,17 +24,23 @@ log = logging.getLogger("movierec.serving")
 
 
 def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the system (glibc's ``malloc_trim``).
+    """Collect garbage, hand freed heap pages back to the system (glibc's ``malloc_trim``), and
+    freeze what remains out of the cyclic collector's reach.
 
     A replaced bundle frees a few hundred megabytes in many small blocks; without the trim
     glibc keeps most of them, and a worker's resident memory drifted up by about 10 % over
     a dozen reloads (measured on ML-100K) though nothing was still referenced.
     """
+    gc.unfreeze()  # the previous bundle's objects, frozen at its swap, become collectable again
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
         pass
+    # Everything alive now (the bundle, TensorFlow, the libraries) lives until the next swap:
+    # frozen, the cyclic collector stops walking it on every full collection, which otherwise
+    # paused a worker for tens of milliseconds now and then (the floor's p99 was 166 ms)
+    gc.freeze()
 
 
 @dataclass

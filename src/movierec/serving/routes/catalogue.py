@@ -26,14 +26,14 @@ def _known(rec: Current, item_id: int) -> None:
 
 
 @router.get("/items/{item_id}", response_model=ItemResponse, summary="A catalogue item")
-def item(item_id: ItemPath, rec: Current) -> ItemResponse:
+async def item(item_id: ItemPath, rec: Current) -> ItemResponse:
     """Title, year, genres and interaction statistics of one item."""
     _known(rec, item_id)
     return ItemResponse(**rec.item(item_id))
 
 
 @router.get("/items/{item_id}/similar", response_model=ItemListResponse, summary="Items like this one")
-def similar(
+async def similar(
     item_id: ItemPath, rec: Current, state: State, response: Response, k: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> ItemListResponse:
     """Nearest items in the candidate tower's embedding space."""
@@ -45,7 +45,7 @@ def similar(
 
 
 @router.get("/popular", response_model=ItemListResponse, summary="Popular items")
-def popular(
+async def popular(
     rec: Current,
     state: State,
     response: Response,

@@ -68,7 +68,7 @@ def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, fe
 
 
 @router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
-def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Response) -> RetrievalResponse:
+async def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Response) -> RetrievalResponse:
     """The top ``k`` items from the two-tower model through the chosen index; a user with
     neither known events nor a history gets the popular list (``is_fallback``)."""
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Resp
 
 
 @router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
-def ranking(body: RankingRequest, rec: Current, state: State, response: Response) -> RankingResponse:
+async def ranking(body: RankingRequest, rec: Current, state: State, response: Response) -> RankingResponse:
     """Candidates ordered by the ranker's interaction probability, with predicted ratings."""
     started = time.perf_counter()
     check_user(body)
@@ -114,7 +114,7 @@ def ranking(body: RankingRequest, rec: Current, state: State, response: Response
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, summary="The whole chain in one call")
-def recommendations(
+async def recommendations(
     body: RecommendationRequest, rec: Current, state: State, response: Response
 ) -> RecommendationResponse:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
