@@ -110,12 +110,92 @@ def item_matrix(matrix: Any, dtype: Any = np.float32) -> Rows | Dense:
     return Rows(matrix)
 
 
+PROFILE_BUDGET_BYTES = 64 * 1024 * 1024  # per (known users x items) table precomputed at load
+
+
+class UserProfiles:
+    """What a known user's requests would compute from their history, computed once at load.
+
+    For each user the bundle knows (served without a history of the request's own or
+    feedback): the history as catalogue rows, the co-occurrence and EASE sums over it for
+    every item, and the blend's item-neighbour scores, as (users x items) tables, each one
+    sparse history matrix times the item-item matrix. Built only when every table fits
+    :data:`PROFILE_BUDGET_BYTES` (ML-100K's take about 30 MB in all); a larger user base
+    uses the per-request sums.
+    """
+
+    def __init__(self, ctx: RankingContext, blender: Blender | None):
+        n_items = len(ctx.catalogue)
+        self.users = list(ctx.histories)
+        self.index = {int(u): i for i, u in enumerate(self.users)}
+        # as the pair features read a history (every event) and as retrieval does (each item
+        # once, first occurrence first: Recommender.history_of)
+        self.rows: list[np.ndarray] = []
+        self.unique_rows: list[np.ndarray] = []
+        for user in self.users:
+            rows = ctx.catalogue.rows_of(np.asarray(ctx.histories[user], np.int64))
+            rows = rows[rows >= 0]
+            self.rows.append(rows)
+            self.unique_rows.append(rows[np.sort(np.unique(rows, return_index=True)[1])])
+        self.cooccurrence = self._table(ctx.cooccurrence, self.rows, np.ones, n_items, np.float32)
+        self.ease = self._table(ctx.ease, self.rows, np.ones, n_items, np.float32)
+        self.ease_recent = self._table(
+            ctx.ease,
+            self.rows,
+            lambda size: np.exp(-np.arange(size - 1, -1, -1, dtype=np.float64) / ctx.ease_tau),
+            n_items,
+            np.float32,
+        )
+        self.neighbours = None
+        if blender is not None:
+            limit = blender.blend.max_history
+
+            def recent(size: int) -> np.ndarray:
+                weights = np.zeros(size)
+                keep = min(size, limit)
+                weights[size - keep :] = np.exp(-np.arange(keep - 1, -1, -1, dtype=np.float64) / blender.blend.tau)
+                return weights
+
+            self.neighbours = self._table(blender.similarity, self.unique_rows, recent, n_items, np.float64)
+
+    @staticmethod
+    def fits(n_users: int, n_items: int) -> bool:
+        """Whether the tables of this many users and items fit the budget."""
+        return n_users * n_items * 8 <= PROFILE_BUDGET_BYTES
+
+    @staticmethod
+    def _table(
+        matrix: Any, histories: list[np.ndarray], weights_of: Any, n_items: int, dtype: Any
+    ) -> np.ndarray | None:
+        """``sum_j w_j * matrix[history_j, :]`` for every user's history (one row per user)."""
+        if matrix is None:
+            return None
+        lengths = np.array([r.size for r in histories], np.int64)
+        users = np.repeat(np.arange(len(histories)), lengths)
+        columns = np.concatenate(histories) if histories else np.array([], np.int64)
+        weights = np.concatenate([weights_of(int(n)) for n in lengths]) if histories else np.array([])
+        history = sp.csr_matrix((weights, (users, columns)), shape=(len(histories), n_items))
+        table = np.asarray((history @ sp.csr_matrix(matrix, dtype=np.float64)).toarray(), dtype)
+        table.setflags(write=False)
+        return table
+
+
 class ServingBlender(Blender):
     """A :class:`Blender` whose per-request work reads raw CSR arrays (same scores)."""
 
-    def __init__(self, blender: Blender):
+    def __init__(self, blender: Blender, profiles: UserProfiles | None = None):
         self.__dict__.update(blender.__dict__)
         self._rows = item_matrix(self.similarity, np.float64)
+        self.profiles = profiles if profiles is not None and profiles.neighbours is not None else None
+
+    def neighbours_of(self, user: int | None, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`neighbours` of a known user's own history (``user``, precomputed) or of ``history_rows``."""
+        index = self.profiles.index.get(user) if self.profiles is not None and user is not None else None
+        if index is None:
+            return self.neighbours(history_rows)
+        scores = self.profiles.neighbours[index]
+        support = np.flatnonzero(scores > 0)
+        return support, scores[support]
 
     def neighbours(self, history_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The neighbour score's support and values for one history (as :meth:`Blender.neighbours`)."""
@@ -135,9 +215,11 @@ class ServingBlender(Blender):
         tower_scores: np.ndarray,
         history_rows: np.ndarray,
         item_embeddings: np.ndarray,
+        user: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Blended scores of the index's rows and the neighbours' support (as :meth:`Blender.candidates`)."""
-        support, values = self.neighbours(history_rows)
+        """Blended scores of the index's rows and the neighbours' support (as
+        :meth:`Blender.candidates`); ``user``: a known user served on their own history."""
+        support, values = self.neighbours_of(user, history_rows)
         a, b = self.scale(query, values)
         tower_rows = np.asarray(tower_rows, np.int64)
         position = np.full(self.n_items, -1, np.int64)
@@ -174,6 +256,7 @@ class ServingFeatures:
         self.cooccurrence = item_matrix(ctx.cooccurrence) if ctx.cooccurrence is not None else None
         self.ease = item_matrix(ctx.ease) if ctx.ease is not None else None
         self.item_id = cat.item_id
+        self.profiles: UserProfiles | None = None
 
     def __call__(
         self, user: int, history: np.ndarray | None, item_rows: np.ndarray, query: np.ndarray
@@ -211,6 +294,12 @@ class ServingFeatures:
             ),
             zeros,
         )
+        profile = self.profiles.index.get(user) if self.profiles is not None and history is None else None
+        if profile is not None:
+            rows = self.profiles.rows[profile]
+            if rows.size:
+                history_features = self._history_features(rows, item_rows, items, profile)
+            history = ()
         if history is None:
             history = ctx.histories.get(user)
         if history is not None and len(history):
@@ -238,7 +327,9 @@ class ServingFeatures:
             out[name] = np.zeros(n, np.float32)
         return {k: (v.astype(np.float32, copy=False) if k in DENSE_FEATURES else v) for k, v in out.items()}
 
-    def _history_features(self, rows: np.ndarray, item_rows: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+    def _history_features(
+        self, rows: np.ndarray, item_rows: np.ndarray, items: np.ndarray, profile: int | None = None
+    ) -> dict[str, np.ndarray]:
         ctx = self.ctx
         genres = self.genres
         item_genres = genres[item_rows]
@@ -255,6 +346,15 @@ class ServingFeatures:
             "recent_similarity": sims[:, -RECENT_ITEMS:].mean(axis=1),
         }
         zeros = np.zeros(item_rows.size, np.float32)
+        if profile is not None:  # a known user on their own history: the sums were made at load
+            profiles = self.profiles
+            for name, table in (("cooccurrence", profiles.cooccurrence), ("ease_score", profiles.ease)):
+                out[name] = table[profile, item_rows] if table is not None else zeros
+            out["cooccurrence_mean"] = out["cooccurrence"] / rows.size
+            out["ease_recency_score"] = (
+                profiles.ease_recent[profile, item_rows] if profiles.ease_recent is not None else zeros
+            )
+            return {k: np.asarray(v, np.float32) for k, v in out.items()}
         if self.cooccurrence is not None:
             summed = self.cooccurrence.restricted(rows, item_rows)
             out["cooccurrence"], out["cooccurrence_mean"] = summed, summed / rows.size
@@ -289,18 +389,21 @@ def check_features(fast: ServingFeatures, users: list[int], query_of: Any, n_ite
 
 
 def check_blender(
-    fast: ServingBlender, slow: Blender, cases: list[tuple[np.ndarray, np.ndarray]], item_embeddings: np.ndarray
+    fast: ServingBlender, slow: Blender, cases: list[tuple[int, np.ndarray, np.ndarray]], item_embeddings: np.ndarray
 ) -> bool:
     """Whether ``fast`` gives ``slow``'s candidates and blended scores for each
-    ``(history rows, query embedding)`` case (the index's rows: every seventh catalogue row)."""
+    ``(user, history rows, query embedding)`` case, from the rows and from the user's
+    precomputed profile (the index's rows: every seventh catalogue row)."""
     tower_rows = np.arange(0, fast.n_items, 7, dtype=np.int64)
-    for history_rows, q in cases:
+    for user, history_rows, q in cases:
         tower_scores = item_embeddings[tower_rows] @ q
         want_rows, want_scores = slow.candidates(q, tower_rows, tower_scores, history_rows, item_embeddings)
-        got_rows, got_scores = fast.candidates(q, tower_rows, tower_scores, history_rows, item_embeddings)
-        want_order, got_order = np.argsort(want_rows), np.argsort(got_rows)
-        if not np.array_equal(want_rows[want_order], got_rows[got_order]):
-            return False
-        if not np.allclose(want_scores[want_order], got_scores[got_order], rtol=1e-9, atol=1e-9):
-            return False
+        want_order = np.argsort(want_rows)
+        for by_user in (None, user):
+            got_rows, got_scores = fast.candidates(q, tower_rows, tower_scores, history_rows, item_embeddings, by_user)
+            got_order = np.argsort(got_rows)
+            if not np.array_equal(want_rows[want_order], got_rows[got_order]):
+                return False
+            if not np.allclose(want_scores[want_order], got_scores[got_order], rtol=1e-9, atol=1e-9):
+                return False
     return True

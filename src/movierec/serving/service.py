@@ -35,7 +35,13 @@ from movierec.models.ranking_export import (
 from movierec.models.ranking_features import RankingContext, pair_features
 from movierec.models.saved_models import reuse
 from movierec.models.topk_export import load_topk
-from movierec.serving.fast_features import ServingBlender, ServingFeatures, check_blender, check_features
+from movierec.serving.fast_features import (
+    ServingBlender,
+    ServingFeatures,
+    UserProfiles,
+    check_blender,
+    check_features,
+)
 
 INDEXES = ("scann", "faiss", "brute")
 
@@ -123,6 +129,7 @@ class Recommender:
             self.fast_ranker = self._checked_fast_ranker(layout.ranking)
             self.features = self._checked_features()
             self.blender = self._checked_blender()
+            self.user_embeddings = self._profile_embeddings()
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 
@@ -204,7 +211,8 @@ class Recommender:
         if year_max is not None:
             ok &= self.catalogue.year <= year_max
         if exclude:
-            ok[[self.row_of[i] for i in exclude if i in self.row_of]] = False
+            rows = self.catalogue.rows_of(np.fromiter(exclude, np.int64, len(exclude)))
+            ok[rows[rows >= 0]] = False
         return ok
 
     # --- endpoints' work -------------------------------------------------------------------
@@ -233,7 +241,14 @@ class Recommender:
         index: str,
     ) -> Result:
         """Top-``k`` candidates; over-fetches and backfills so filters never shrink the list."""
-        history = self.history_of(query, feedback)
+        # a known user served on their own history: rows, query embedding and the blend's
+        # neighbour scores were computed at load
+        own = None if (query.history or feedback) else self._profile_of(query.user_id)
+        if own is not None:
+            own_rows = self.features.profiles.unique_rows[own]
+            history = self.catalogue.item_id[own_rows].tolist()
+        else:
+            history = self.history_of(query, feedback)
         exclude = set(history) if exclude_seen else set()
         if not history:
             result = self.popular(k, genres, year_min, year_max, exclude)
@@ -241,21 +256,23 @@ class Recommender:
             result.is_fallback, result.fallback_reason, result.index = True, reason, "popular"
             return result
         start = time.perf_counter()
-        embedding = self.embed(query, history)[None, :]
+        embedding = (self.user_embeddings[own] if own is not None else self.embed(query, history))[None, :]
         q = embedding[0]
         blender = self.blender  # the towers blended with the history's item neighbours
-        history_rows = np.array([self.row_of[int(i)] for i in history], np.int64) if blender is not None else None
+        history_rows = None
+        if blender is not None:
+            history_rows = own_rows if own is not None else self.catalogue.rows_of(np.asarray(history, np.int64))
         rows: np.ndarray
         if index == "scann":
             out = self.scann(**self.query_features(query, history))
             ids = out["item_ids"].numpy()[0]
-            rows = np.array([self.row_of.get(int(i), -1) for i in ids if i >= 0], np.int64)
+            rows = self.catalogue.rows_of(ids[ids >= 0])
             rows = rows[rows >= 0]
         elif index == "faiss":
             _, ids = search_faiss(
                 self.faiss_index, self.faiss_ids, embedding, min(len(self.catalogue), k + len(exclude) + 50)
             )
-            rows = np.array([self.row_of.get(int(i), -1) for i in ids[0] if i >= 0], np.int64)
+            rows = self.catalogue.rows_of(ids[0][ids[0] >= 0])
             rows = rows[rows >= 0]
         else:  # brute force: the exact top-k below
             rows = np.array([], np.int64)
@@ -266,8 +283,9 @@ class Recommender:
             return blender.full_scores(q, tower, history_rows) if blender is not None else tower.astype(np.float64)
 
         if blender is not None and index != "brute":
+            by_user = {"user": int(query.user_id)} if own is not None and isinstance(blender, ServingBlender) else {}
             rows, scores_of_rows = blender.candidates(
-                q, rows, self.item_embeddings[rows] @ q, history_rows, self.item_embeddings
+                q, rows, self.item_embeddings[rows] @ q, history_rows, self.item_embeddings, **by_user
             )
         else:
             scores_of_rows = (self.item_embeddings[rows] @ q).astype(np.float64)
@@ -304,10 +322,11 @@ class Recommender:
 
         ``embedding`` is the user's query embedding when the caller already has it (the chain).
         """
-        history = self.history_of(query, feedback)
-        rows = np.array([self.row_of[int(i)] for i in item_ids], np.int64)
+        rows = self.catalogue.rows_of(np.asarray(item_ids, np.int64))
+        own = None if (query.history or feedback) else self._profile_of(query.user_id)
+        history = self.history_of(query, feedback) if own is None else []
         if embedding is None:
-            embedding = self.embed(query, history)
+            embedding = self.user_embeddings[own] if own is not None else self.embed(query, history)
         user = int(query.user_id) if query.user_id is not None else -1
         own_history = np.array(history, np.int64) if (query.history or feedback) else None
         if self.features is not None:
@@ -349,6 +368,21 @@ class Recommender:
             return fast
         return None
 
+    def _profile_embeddings(self) -> np.ndarray | None:
+        """The query embedding of every profiled known user (on their own history), in profile order."""
+        if self.features is None or self.features.profiles is None:
+            return None
+        users = self.features.profiles.users
+        table = np.stack([self.embed(UserQuery(user_id=u), self.history_of(UserQuery(user_id=u), [])) for u in users])
+        table.setflags(write=False)
+        return table
+
+    def _profile_of(self, user_id: int | None) -> int | None:
+        """The index of a known user's precomputed profile, or None."""
+        if user_id is None or self.features is None or self.features.profiles is None:
+            return None
+        return self.features.profiles.index.get(int(user_id))
+
     def _check_users(self) -> list[int]:
         """Known users the fast paths are checked on at load: the busiest, the quietest, and a spread."""
         users = sorted(self.histories, key=lambda u: (len(self.histories[u]), u))
@@ -356,10 +390,13 @@ class Recommender:
         return list(dict.fromkeys(picks))
 
     def _checked_features(self) -> ServingFeatures | None:
-        """The one-user pair features, used only if they reproduce ``pair_features`` on real users."""
+        """The one-user pair features (with the known users' profiles precomputed when they
+        fit), used only if they reproduce ``pair_features`` on real users."""
         if not self.histories:
             return None
         fast = ServingFeatures(self.context)
+        if UserProfiles.fits(len(self.histories), len(self.catalogue)):
+            fast.profiles = UserProfiles(self.context, self.context.blender())
 
         def query_of(user: int) -> np.ndarray:
             return self.embed(UserQuery(user_id=user), [i for i in self.histories[user].tolist() if i in self.row_of])
@@ -367,16 +404,16 @@ class Recommender:
         return fast if check_features(fast, self._check_users(), query_of) else None
 
     def _checked_blender(self) -> Blender | None:
-        """The first stage's blender: the CSR-array one if it reproduces the training one on real users."""
+        """The first stage's blender: the fast one if it reproduces the training one on real users."""
         slow = self.context.blender()
         if slow is None or not self.histories:
             return slow
-        fast = ServingBlender(slow)
+        fast = ServingBlender(slow, self.features.profiles if self.features is not None else None)
         cases = []
         for user in self._check_users():
-            history = [i for i in self.histories[user].tolist() if i in self.row_of]
+            history = self.history_of(UserQuery(user_id=user), [])  # as retrieve() reads it
             rows = np.array([self.row_of[i] for i in history], np.int64)
-            cases.append((rows, self.embed(UserQuery(user_id=user), history)))
+            cases.append((user, rows, self.embed(UserQuery(user_id=user), history)))
         return fast if check_blender(fast, slow, cases, self.item_embeddings) else slow
 
     def _override_demographics(self, feats: dict[str, np.ndarray], query: UserQuery) -> None:
