@@ -42,6 +42,7 @@ from movierec.serving.fast_features import (
     check_blender,
     check_features,
 )
+from movierec.serving.responses import ItemJSON
 
 INDEXES = ("scann", "faiss", "brute")
 
@@ -126,6 +127,7 @@ class Recommender:
             self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
             self.n_users = len(self.histories)
             self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
+            self.item_json = ItemJSON(self._items)  # the same metadata, encoded once for replies
             self.fast_ranker = self._checked_fast_ranker(layout.ranking)
             self.features = self._checked_features()
             self.blender = self._checked_blender()

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 
 from movierec.serving.deps import Current, State, check_genres, record, require
-from movierec.serving.routes.recommend import scored
+from movierec.serving.responses import reply
 from movierec.serving.schemas import MAX_ID, ItemListResponse, ItemResponse, error_responses
 
 router = APIRouter(
@@ -34,28 +34,35 @@ async def item(item_id: ItemPath, rec: Current) -> ItemResponse:
 
 @router.get("/items/{item_id}/similar", response_model=ItemListResponse, summary="Items like this one")
 async def similar(
-    item_id: ItemPath, rec: Current, state: State, response: Response, k: Annotated[int, Query(ge=1, le=1000)] = 10
-) -> ItemListResponse:
+    item_id: ItemPath, rec: Current, state: State, k: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> Response:
     """Nearest items in the candidate tower's embedding space."""
     started = time.perf_counter()
     _known(rec, item_id)
     result = rec.similar(item_id, k)
-    response.headers["X-Request-ID"] = record(state, "similar", started, None, result, rec.version)
-    return ItemListResponse(items=scored(rec, result), model_version=rec.version)
+    request_id = record(state, "similar", started, None, result, rec.version)
+    return reply(
+        rec.item_json.items(rec.row_of, result.item_ids, result.scores),
+        {"X-Request-ID": request_id},
+        model_version=rec.version,
+    )
 
 
 @router.get("/popular", response_model=ItemListResponse, summary="Popular items")
 async def popular(
     rec: Current,
     state: State,
-    response: Response,
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     genre: Annotated[str | None, Query(max_length=64)] = None,
-) -> ItemListResponse:
+) -> Response:
     """The most interacted-with items of the recent window (optionally of one genre)."""
     started = time.perf_counter()
     genres = [genre] if genre else None
     check_genres(rec, genres, ["query", "genre"])
     result = rec.popular(k, genres)
-    response.headers["X-Request-ID"] = record(state, "popular", started, None, result, rec.version)
-    return ItemListResponse(items=scored(rec, result), model_version=rec.version)
+    request_id = record(state, "popular", started, None, result, rec.version)
+    return reply(
+        rec.item_json.items(rec.row_of, result.item_ids, result.scores),
+        {"X-Request-ID": request_id},
+        model_version=rec.version,
+    )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 
 from movierec.serving.budget import Budget
 from movierec.serving.deps import Current, State, check_genres, check_user, record, require, user_query
+from movierec.serving.responses import reply
 from movierec.serving.schemas import (
     RankingRequest,
     RankingResponse,
@@ -15,7 +16,6 @@ from movierec.serving.schemas import (
     RecommendationResponse,
     RetrievalRequest,
     RetrievalResponse,
-    ScoredItem,
     error_responses,
 )
 from movierec.serving.service import Recommender, Result
@@ -26,24 +26,6 @@ router = APIRouter(
     dependencies=[Depends(require("read"))],
     responses=error_responses(400, 401, 403, 413, 503),
 )
-
-
-def scored(rec: Recommender, result: Result, ratings: list[float] | None = None) -> list[ScoredItem]:
-    """Response items with metadata."""
-    out = []
-    for n, (item, score) in enumerate(zip(result.item_ids, result.scores)):
-        meta = rec.item(item)
-        out.append(
-            ScoredItem(
-                item_id=item,
-                score=score,
-                title=meta["title"],
-                year=meta["year"],
-                genres=meta["genres"],
-                rating=None if ratings is None else float(ratings[n]),
-            )
-        )
-    return out
 
 
 def _feedback(state: State, user_id: int | None) -> list[int]:
@@ -68,7 +50,7 @@ def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, fe
 
 
 @router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
-async def retrieval(body: RetrievalRequest, rec: Current, state: State, response: Response) -> RetrievalResponse:
+async def retrieval(body: RetrievalRequest, rec: Current, state: State) -> Response:
     """The top ``k`` items from the two-tower model through the chosen index; a user with
     neither known events nor a history gets the popular list (``is_fallback``)."""
     started = time.perf_counter()
@@ -77,9 +59,10 @@ async def retrieval(body: RetrievalRequest, rec: Current, state: State, response
     budget.check("feedback")
     result = _retrieve(rec, state, body, body.k, feedback)
     budget.check("retrieval")
-    response.headers["X-Request-ID"] = record(state, "retrieval", started, body.user_id, result, rec.version)
-    return RetrievalResponse(
-        items=scored(rec, result),
+    request_id = record(state, "retrieval", started, body.user_id, result, rec.version)
+    return reply(
+        rec.item_json.items(rec.row_of, result.item_ids, result.scores),
+        {"X-Request-ID": request_id},
         model_version=rec.version,
         index=result.index or "",
         is_fallback=result.is_fallback,
@@ -88,7 +71,7 @@ async def retrieval(body: RetrievalRequest, rec: Current, state: State, response
 
 
 @router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
-async def ranking(body: RankingRequest, rec: Current, state: State, response: Response) -> RankingResponse:
+async def ranking(body: RankingRequest, rec: Current, state: State) -> Response:
     """Candidates ordered by the ranker's interaction probability, with predicted ratings."""
     started = time.perf_counter()
     check_user(body)
@@ -109,14 +92,16 @@ async def ranking(body: RankingRequest, rec: Current, state: State, response: Re
     Budget(state.settings.request_budget_seconds, started).check("ranking")
     k = body.k or len(result.item_ids)
     result = Result(result.item_ids[:k], result.scores[:k], stages=result.stages)
-    response.headers["X-Request-ID"] = record(state, "ranking", started, body.user_id, result, rec.version)
-    return RankingResponse(items=scored(rec, result, list(ratings[:k])), model_version=rec.version)
+    request_id = record(state, "ranking", started, body.user_id, result, rec.version)
+    return reply(
+        rec.item_json.items(rec.row_of, result.item_ids, result.scores, ratings[:k]),
+        {"X-Request-ID": request_id},
+        model_version=rec.version,
+    )
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, summary="The whole chain in one call")
-async def recommendations(
-    body: RecommendationRequest, rec: Current, state: State, response: Response
-) -> RecommendationResponse:
+async def recommendations(body: RecommendationRequest, rec: Current, state: State) -> Response:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
     started = time.perf_counter()
     budget = Budget(state.settings.request_budget_seconds, started)
@@ -142,9 +127,10 @@ async def recommendations(
             candidates.index,
             candidates.stages,
         )
-    response.headers["X-Request-ID"] = record(state, "recommendations", started, body.user_id, result, rec.version)
-    return RecommendationResponse(
-        items=scored(rec, result),
+    request_id = record(state, "recommendations", started, body.user_id, result, rec.version)
+    return reply(
+        rec.item_json.items(rec.row_of, result.item_ids, result.scores),
+        {"X-Request-ID": request_id},
         model_version=rec.version,
         index=result.index or "",
         is_fallback=result.is_fallback,
