@@ -197,8 +197,11 @@ class NumpyRanker:
         dense = np.stack([np.asarray(features[n], np.float32) for n in DENSE_FEATURES], axis=1)
         parts = [(dense - self.means) / self.stds]
         for name in CATEGORICAL_FEATURES:
-            vocab = self.vocab[name]
-            index = np.array([vocab.get(str(v), 0) for v in features[name]], np.int64)
+            vocab, values = self.vocab[name], features[name]
+            if len(values) and (values == values[0]).all():  # one user's pairs: one lookup
+                index = np.full(len(values), vocab.get(str(values[0]), 0), np.int64)
+            else:
+                index = np.array([vocab.get(str(v), 0) for v in values], np.int64)
             parts.append(self.embed[name][index])
         hidden = np.concatenate(parts, axis=1)
         for kernel, bias in self.trunk:
