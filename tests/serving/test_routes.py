@@ -57,8 +57,14 @@ def test_retrieval_for_a_known_user_returns_k_unseen_items_best_first(
 
 
 def test_retrieval_uses_the_configured_index_by_default(client: TestClient, settings: Settings) -> None:
+    # "auto" (the default): exact scoring on a catalogue this small, FAISS on a large one
+    assert settings.default_index == "auto"
     r = client.post(RETRIEVAL, json={"user_id": KNOWN_USER, "k": 5})
-    assert r.status_code == 200 and r.json()["index"] == settings.default_index
+    assert r.status_code == 200 and r.json()["index"] == "brute"
+    from movierec.serving.routes.recommend import resolve_index
+
+    assert resolve_index("auto", 1_682, 10_000) == "brute" and resolve_index("auto", 62_423, 10_000) == "faiss"
+    assert resolve_index("scann", 10, 10_000) == "scann"
 
 
 def test_every_index_agrees_with_exact_search_on_a_tiny_catalogue(client: TestClient) -> None:

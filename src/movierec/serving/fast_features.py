@@ -208,6 +208,18 @@ class ServingBlender(Blender):
         support = np.flatnonzero(scores > 0)
         return support, scores[support]
 
+    def full_scores(
+        self, query: np.ndarray, tower_scores: np.ndarray, history_rows: np.ndarray, user: int | None = None
+    ) -> np.ndarray:
+        """Blended scores of every catalogue item (as :meth:`Blender.full_scores`); ``user``: a
+        known user served on their own history (neighbour scores precomputed)."""
+        index = self.profiles.index.get(user) if self.profiles is not None and user is not None else None
+        if index is None:
+            return super().full_scores(query, tower_scores, history_rows)
+        scores = self.profiles.neighbours[index]
+        a, b = self.scale(query, scores[scores > 0])
+        return np.asarray(tower_scores, np.float64) * a + b * scores
+
     def candidates(
         self,
         query: np.ndarray,
@@ -405,5 +417,10 @@ def check_blender(
             if not np.array_equal(want_rows[want_order], got_rows[got_order]):
                 return False
             if not np.allclose(want_scores[want_order], got_scores[got_order], rtol=1e-9, atol=1e-9):
+                return False
+        every = item_embeddings @ q
+        want_all = slow.full_scores(q, every, history_rows)
+        for by_user in (None, user):
+            if not np.allclose(fast.full_scores(q, every, history_rows, by_user), want_all, rtol=1e-9, atol=1e-9):
                 return False
     return True

@@ -280,12 +280,15 @@ class Recommender:
             rows = np.array([], np.int64)
         rows = np.unique(rows)
 
+        by_user = {"user": int(query.user_id)} if own is not None and isinstance(blender, ServingBlender) else {}
+
         def every_score() -> np.ndarray:
             tower = self.item_embeddings @ q
-            return blender.full_scores(q, tower, history_rows) if blender is not None else tower.astype(np.float64)
+            if blender is None:
+                return tower.astype(np.float64)
+            return blender.full_scores(q, tower, history_rows, **by_user)
 
         if blender is not None and index != "brute":
-            by_user = {"user": int(query.user_id)} if own is not None and isinstance(blender, ServingBlender) else {}
             rows, scores_of_rows = blender.candidates(
                 q, rows, self.item_embeddings[rows] @ q, history_rows, self.item_embeddings, **by_user
             )

@@ -28,6 +28,13 @@ router = APIRouter(
 )
 
 
+def resolve_index(name: str, n_items: int, brute_max_items: int) -> str:
+    """The index a request uses: ``auto`` is exact scoring on a small catalogue, FAISS on a large one."""
+    if name != "auto":
+        return name
+    return "brute" if n_items <= brute_max_items else "faiss"
+
+
 def _feedback(state: State, user_id: int | None) -> list[int]:
     """The user's feedback items since the bundle was trained (read per request: every worker agrees)."""
     return state.events.items_of(user_id) if user_id is not None else []
@@ -45,7 +52,7 @@ def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, fe
         filters.genres if filters else None,
         filters.year_min if filters else None,
         filters.year_max if filters else None,
-        body.index or state.settings.default_index,
+        resolve_index(body.index or state.settings.default_index, len(rec.catalogue), state.settings.brute_max_items),
     )
 
 
