@@ -99,3 +99,25 @@ def test_a_bundle_whose_fast_features_disagree_is_served_by_the_training_code(
     got, _ = slow.rank(UserQuery(user_id=user), [], items)
     assert got.item_ids == want.item_ids
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+
+
+def test_the_split_first_layer_gives_the_rankers_scores(rec: Recommender) -> None:
+    from movierec.serving.fast_ranker import FusedRanker, check_fused
+
+    assert isinstance(rec.fused, FusedRanker)  # the bundle has rating biases: scores only
+    users = list(rec.histories)[:8]
+    assert check_fused(rec.fused, users, lambda u: _query(rec, u))
+    broken = FusedRanker(rec.fast_ranker, rec.features)
+    broken.item_part = broken.item_part + np.float32(0.05)
+    assert not check_fused(broken, users, lambda u: _query(rec, u))
+    # through the service: the fused path and the feature path order the candidates alike
+    user = users[0]
+    items = rec.catalogue.item_id[:30].tolist()
+    fused, fused_ratings = rec.rank(UserQuery(user_id=user, age=33.0, gender="M"), [], items)
+    saved, rec.fused = rec.fused, None
+    try:
+        plain, plain_ratings = rec.rank(UserQuery(user_id=user, age=33.0, gender="M"), [], items)
+    finally:
+        rec.fused = saved
+    np.testing.assert_allclose(fused.scores, plain.scores, atol=1e-5)
+    np.testing.assert_allclose(fused_ratings, plain_ratings, atol=1e-6)

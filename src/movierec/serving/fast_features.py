@@ -29,6 +29,18 @@ from movierec.models.blend import Blender
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DAY, DENSE_FEATURES, RankingContext, pair_features
 
 RECENT_ITEMS = 10  # pair_features' default "recent" window
+HISTORY_FEATURES = (
+    "genre_affinity",
+    "genre_affinity_max",
+    "history_similarity",
+    "history_similarity_max",
+    "recent_similarity",
+    "cooccurrence",
+    "cooccurrence_mean",
+    "ease_score",
+    "ease_recency_score",
+    "genre_affinity_recent",
+)
 FEATURE_TOLERANCE = 1e-4  # absolute, on float32 features of order one
 
 
@@ -146,6 +158,8 @@ class UserProfiles:
             n_items,
             np.float32,
         )
+        self.share: np.ndarray | None = None  # set by attach_genres: each user's genre shares
+        self.recent_share: np.ndarray | None = None
         self.neighbours = None
         if blender is not None:
             limit = blender.blend.max_history
@@ -157,6 +171,20 @@ class UserProfiles:
                 return weights
 
             self.neighbours = self._table(blender.similarity, self.unique_rows, recent, n_items, np.float64)
+
+    def attach_genres(self, genres: np.ndarray, tau: float) -> None:
+        """Each user's genre share of their history, plainly and recency-weighted (as the
+        pair features compute them per request)."""
+        share, recent = [], []
+        for rows in self.rows:
+            if rows.size == 0:
+                share.append(np.zeros(genres.shape[1], genres.dtype))
+                recent.append(np.zeros(genres.shape[1]))
+                continue
+            weights = np.exp(-np.arange(rows.size - 1, -1, -1, dtype=np.float64) / tau)
+            share.append(genres[rows].mean(axis=0))
+            recent.append((weights @ genres[rows]) / weights.sum())
+        self.share, self.recent_share = np.stack(share), np.stack(recent)
 
     @staticmethod
     def fits(n_users: int, n_items: int) -> bool:
@@ -281,31 +309,51 @@ class ServingFeatures:
             item_rows: catalogue rows of the candidates.
             query: the user's query embedding.
         """
-        ctx = self.ctx
         n = item_rows.size
-        items = ctx.item_embeddings[item_rows]
-        out: dict[str, np.ndarray] = {
-            "retrieval_score": (items @ np.asarray(query, items.dtype)).astype(np.float32),
-        }
-        for name, values in self.item_features.items():
-            out[name] = values[item_rows]
+        out: dict[str, np.ndarray] = {name: values[item_rows] for name, values in self.item_features.items()}
+        out.update(self.pair_columns(user, history, item_rows, query))
+        for name, value in self.user_constants(user).items():
+            out[name] = np.full(n, value, dtype=object if name in CATEGORICAL_FEATURES else np.float32)
+        for name in self.ctx.dropped:
+            out[name] = np.zeros(n, np.float32)
+        return {k: (v.astype(np.float32, copy=False) if k in DENSE_FEATURES else v) for k, v in out.items()}
+
+    def user_constants(
+        self, user: int, age: float | None = None, gender: str | None = None, occupation: str | None = None
+    ) -> dict[str, Any]:
+        """The features equal for every pair of ``user``: activity, demographics (the request's
+        ``age``, ``gender`` and ``occupation`` replace the known ones when given)."""
+        ctx = self.ctx
         count, mean, since = ctx.user_stats.get(user, (0.0, ctx.global_mean, 0.0))
-        zeros = np.zeros(n, np.float32)
-        history_features = dict.fromkeys(
-            (
-                "genre_affinity",
-                "genre_affinity_max",
-                "history_similarity",
-                "history_similarity_max",
-                "recent_similarity",
-                "cooccurrence",
-                "cooccurrence_mean",
-                "ease_score",
-                "ease_recency_score",
-                "genre_affinity_recent",
-            ),
-            zeros,
-        )
+        demo = ctx.users.lookup(np.array([user], np.int64)) if ctx.users is not None else {}
+        known_age = demo.get("age", np.array([np.nan], np.float32))[0]
+        out: dict[str, Any] = {
+            "user_log_count": np.log1p(np.float32(count)),
+            "user_mean_rating": np.float32(mean),
+            "user_log_days_since_last": np.log1p(np.float32(since)),
+            "user_is_cold": np.float32(count == 0),
+            "user_age": np.float32(0.0 if not np.isfinite(known_age) else (known_age - 30.0) / 12.0),
+            "user_age_known": np.float32(np.isfinite(known_age)),
+        }
+        for name in CATEGORICAL_FEATURES:
+            out[name] = demo[name][0] if name in demo else ""
+        if gender:
+            out["gender"] = gender
+        if occupation:
+            out["occupation"] = occupation
+        if age is not None:
+            out["user_age"], out["user_age_known"] = np.float32((age - 30.0) / 12.0), np.float32(1.0)
+        return out
+
+    def pair_columns(
+        self, user: int, history: np.ndarray | None, item_rows: np.ndarray, query: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The features that differ per pair: the retrieval score and those of the history."""
+        ctx = self.ctx
+        items = ctx.item_embeddings[item_rows]
+        out = {"retrieval_score": (items @ np.asarray(query, items.dtype)).astype(np.float32)}
+        zeros = np.zeros(item_rows.size, np.float32)
+        history_features = dict.fromkeys(HISTORY_FEATURES, zeros)
         profile = self.profiles.index.get(user) if self.profiles is not None and history is None else None
         if profile is not None:
             rows = self.profiles.rows[profile]
@@ -319,25 +367,8 @@ class ServingFeatures:
             rows = rows[rows >= 0]
             if rows.size:
                 history_features = self._history_features(rows, item_rows, items)
-        out.update(
-            {
-                "user_log_count": np.full(n, np.log1p(np.float32(count)), np.float32),
-                "user_mean_rating": np.full(n, mean, np.float32),
-                "user_log_days_since_last": np.full(n, np.log1p(np.float32(since)), np.float32),
-                "user_is_cold": np.full(n, float(count == 0), np.float32),
-            }
-        )
         out.update(history_features)
-        demo = ctx.users.lookup(np.array([user], np.int64)) if ctx.users is not None else {}
-        age = demo.get("age", np.array([np.nan], np.float32))[0]
-        out["user_age"] = np.full(n, 0.0 if not np.isfinite(age) else (age - 30.0) / 12.0, np.float32)
-        out["user_age_known"] = np.full(n, float(np.isfinite(age)), np.float32)
-        for name in CATEGORICAL_FEATURES:
-            value = demo[name][0] if name in demo else ""
-            out[name] = np.full(n, value, dtype=object)
-        for name in ctx.dropped:
-            out[name] = np.zeros(n, np.float32)
-        return {k: (v.astype(np.float32, copy=False) if k in DENSE_FEATURES else v) for k, v in out.items()}
+        return out
 
     def _history_features(
         self, rows: np.ndarray, item_rows: np.ndarray, items: np.ndarray, profile: int | None = None
@@ -345,9 +376,13 @@ class ServingFeatures:
         ctx = self.ctx
         genres = self.genres
         item_genres = genres[item_rows]
-        share = genres[rows].mean(axis=0)
-        weights = np.exp(-np.arange(rows.size - 1, -1, -1, dtype=np.float64) / ctx.ease_tau)  # oldest first
-        recent_share = (weights @ genres[rows]) / weights.sum()
+        weights = None
+        if profile is not None and self.profiles.share is not None:
+            share, recent_share = self.profiles.share[profile], self.profiles.recent_share[profile]
+        else:
+            share = genres[rows].mean(axis=0)
+            weights = np.exp(-np.arange(rows.size - 1, -1, -1, dtype=np.float64) / ctx.ease_tau)  # oldest first
+            recent_share = (weights @ genres[rows]) / weights.sum()
         sims = items @ ctx.item_embeddings[rows].T
         out = {
             "genre_affinity": item_genres @ share,
@@ -373,6 +408,8 @@ class ServingFeatures:
         else:
             out["cooccurrence"], out["cooccurrence_mean"] = zeros, zeros
         if self.ease is not None:
+            if weights is None:
+                weights = np.exp(-np.arange(rows.size - 1, -1, -1, dtype=np.float64) / ctx.ease_tau)
             out["ease_score"], out["ease_recency_score"] = self.ease.restricted_both(rows, item_rows, weights)
         else:
             out["ease_score"], out["ease_recency_score"] = zeros, zeros

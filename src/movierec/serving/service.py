@@ -42,6 +42,7 @@ from movierec.serving.fast_features import (
     check_blender,
     check_features,
 )
+from movierec.serving.fast_ranker import FusedRanker, check_fused
 from movierec.serving.responses import ItemJSON
 
 INDEXES = ("scann", "faiss", "brute")
@@ -132,6 +133,7 @@ class Recommender:
             self.features = self._checked_features()
             self.blender = self._checked_blender()
             self.user_embeddings = self._profile_embeddings()
+            self.fused = self._checked_fused()
         self.load_seconds = time.perf_counter() - start
         self.loaded_at = time.time()
 
@@ -334,6 +336,13 @@ class Recommender:
             embedding = self.user_embeddings[own] if own is not None else self.embed(query, history)
         user = int(query.user_id) if query.user_id is not None else -1
         own_history = np.array(history, np.int64) if (query.history or feedback) else None
+        if self.fused is not None:  # the ratings come from the biases: only the scores are needed
+            constants = self.features.user_constants(user, query.age, query.gender, query.occupation)
+            scores = self.fused.scores(constants, self.features.pair_columns(user, own_history, rows, embedding), rows)
+            ratings = self.rating_biases.predict(np.full(rows.size, user, np.int64), self.catalogue.item_id[rows])
+            order = np.argsort(-scores, kind="stable")
+            ids = np.asarray(item_ids, np.int64)[order].tolist()
+            return Result(ids, scores[order].astype(float).tolist()), ratings[order]
         if self.features is not None:
             feats = self.features(user, own_history, rows, embedding)
         else:
@@ -373,6 +382,18 @@ class Recommender:
             return fast
         return None
 
+    def _checked_fused(self) -> FusedRanker | None:
+        """The split first layer (see :mod:`movierec.serving.fast_ranker`), used only with the
+        NumPy ranker, the fast features and the rating biases, and if it reproduces the scores."""
+        if self.fast_ranker is None or self.features is None or self.rating_biases is None:
+            return None
+        fused = FusedRanker(self.fast_ranker, self.features)
+
+        def query_of(user: int) -> np.ndarray:
+            return self.embed(UserQuery(user_id=user), self.history_of(UserQuery(user_id=user), []))
+
+        return fused if check_fused(fused, self._check_users(), query_of) else None
+
     def _profile_embeddings(self) -> np.ndarray | None:
         """The query embedding of every profiled known user (on their own history), in profile order."""
         if self.features is None or self.features.profiles is None:
@@ -402,6 +423,7 @@ class Recommender:
         fast = ServingFeatures(self.context)
         if UserProfiles.fits(len(self.histories), len(self.catalogue)):
             fast.profiles = UserProfiles(self.context, self.context.blender())
+            fast.profiles.attach_genres(fast.genres, self.context.ease_tau)
 
         def query_of(user: int) -> np.ndarray:
             return self.embed(UserQuery(user_id=user), [i for i in self.histories[user].tolist() if i in self.row_of])

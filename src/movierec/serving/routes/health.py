@@ -49,6 +49,6 @@ def metrics() -> Response:
 
 
 @router.get("/api/v1/ping", summary="Trivial endpoint (the benchmark's floor)")
-def ping() -> dict[str, bool]:
+async def ping() -> dict[str, bool]:
     """Does nothing: its latency is the framework's own floor."""
     return {"pong": True}
