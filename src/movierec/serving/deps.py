@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -105,6 +105,16 @@ def check_genres(rec: Recommender, genres: list[str] | None, loc: list[str]) -> 
         )
 
 
+def request_id_now() -> str:
+    """A unique request id that sorts by time: 16 hex digits of nanoseconds, 16 random.
+
+    The request log's primary key: random ids (uuid4) land all over its B-tree, and the
+    log writer spent about 10 % of a worker's CPU inserting them under load; ids that grow
+    with time are appended at the end of the index instead.
+    """
+    return f"{time.time_ns():016x}{secrets.randbits(64):016x}"
+
+
 def record(
     state: ServiceState,
     endpoint: str,
@@ -115,7 +125,7 @@ def record(
     status: int = 200,
 ) -> str:
     """Metrics and the request log for one served request; returns the request id."""
-    request_id = uuid.uuid4().hex
+    request_id = request_id_now()
     elapsed = time.perf_counter() - started
     REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
     LATENCY.labels(endpoint=endpoint, stage="total").observe(elapsed)

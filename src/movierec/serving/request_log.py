@@ -134,7 +134,7 @@ class RequestLog:
             try:
                 self.db.write(
                     lambda conn: conn.executemany(
-                        "INSERT OR REPLACE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                        "INSERT OR IGNORE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                     )
                 )
                 return
