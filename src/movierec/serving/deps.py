@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
 from movierec.serving.metrics import FALLBACKS, LATENCY, REQUESTS
 from movierec.serving.service import Recommender, Result, UserQuery
@@ -35,17 +35,17 @@ def require(scope: str) -> Any:
     admin always does. No key or an unknown key: 401; a key without the scope: 403.
     """
 
-    async def check(
-        state: Annotated[ServiceState, Depends(get_state)],
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> None:
+    async def check(request: Request) -> None:
+        # the headers are read here, only when a key is needed: declared as Header()
+        # parameters, FastAPI would parse them on every request, keys required or not
+        state: ServiceState = request.app.state.service
         ring = state.keys
         if scope != "admin" and not ring.required:
             return
         if scope == "admin" and not ring.has_admin:
             raise HTTPException(403, detail="admin routes are disabled: set MOVIEREC_API_KEYS (KEY:admin)")
-        key = x_api_key
+        key = request.headers.get("x-api-key")
+        authorization = request.headers.get("authorization")
         if key is None and authorization and authorization[:7].lower() == "bearer ":
             key = authorization[7:].strip()
         scopes = ring.scopes_of(key)
