@@ -121,3 +121,15 @@ def test_the_split_first_layer_gives_the_rankers_scores(rec: Recommender) -> Non
         rec.fused = saved
     np.testing.assert_allclose(fused.scores, plain.scores, atol=1e-5)
     np.testing.assert_allclose(fused_ratings, plain_ratings, atol=1e-6)
+
+
+def test_a_known_user_who_sends_demographics_is_not_served_the_precomputed_profile(rec: Recommender) -> None:
+    user = next(iter(rec.histories))
+    query = UserQuery(user_id=user, age=71.0, gender="F", occupation="writer")
+    history = rec.history_of(query, [])
+    result = rec.retrieve(query, [], 10, True, None, None, None, "brute")
+    np.testing.assert_allclose(result.embedding, rec.embed(query, history), atol=1e-6)
+    # the demographics may change the query embedding (when the tower reads them) and do
+    # change the ranker's user inputs, so the profile made without them is not used
+    assert rec._own_profile(query, []) is None and rec._own_profile(UserQuery(user_id=user), []) is not None
+    assert rec._own_profile(UserQuery(user_id=user, age=40.0), []) is None

@@ -60,8 +60,8 @@ def test_serving_reads_only_the_most_recent_feedback(tmp_path: Path) -> None:
     try:
         for n, item in enumerate([11, 12, 13, 14, 15]):
             store.add(7, item, None, "view", 1_000 + n)
-        store.add(7, 10, None, "view", 500)  # an older event posted late
-        assert store.items_of(7) == [13, 14, 15]
+        store.add(7, 10, None, "view", 500)  # an older event posted late: recent by arrival
+        assert store.items_of(7) == [10, 14, 15]  # the three latest posted, in timestamp order
         assert len(store.all_events()) == 6  # every event is kept for retraining
     finally:
         store.close()
@@ -186,3 +186,38 @@ def test_a_bad_limit_is_one_error_naming_the_variable(monkeypatch: pytest.Monkey
     monkeypatch.setenv(name, value)
     with pytest.raises(ParamsError, match=name):
         load_service_settings()
+
+
+def test_feedback_dated_in_the_future_cannot_hold_a_users_window(tmp_path: Path) -> None:
+    settings = Settings(database_path=tmp_path / "e.sqlite", feedback_per_user=3, feedback_rate_limit=1000)
+    store = EventStore(settings.database_path, settings)
+    try:
+        for item in (91, 92, 93):  # planted first, with timestamps far in the future
+            store.add(7, item, None, "view", 2**40)
+        for n, item in enumerate((11, 12, 13)):  # then the user's real events
+            store.add(7, item, None, "view", 1_000 + n)
+        assert store.items_of(7) == [11, 12, 13]
+    finally:
+        store.close()
+
+
+def test_a_full_log_queue_never_stalls_the_event_loop(tmp_path: Path) -> None:
+    import asyncio
+
+    settings = Settings(database_path=tmp_path / "log.sqlite", request_log_block_seconds=0.5)
+    log = RequestLog(settings.database_path, max_queue=1, settings=settings)
+    stalled: queues.Queue = queues.Queue(maxsize=1)
+    stalled.put_nowait(("row",))
+    real, log.queue = log.queue, stalled
+
+    async def route() -> float:
+        started = time.perf_counter()
+        log.log("r1", 1, "retrieval", "v", [1], [0.5], 1.0, False, None)
+        return time.perf_counter() - started
+
+    try:
+        waited = asyncio.run(route())
+    finally:
+        log.queue = real
+        log.close()
+    assert waited < 0.1 and log.dropped == 1

@@ -125,6 +125,8 @@ def test_a_database_deleted_while_running_is_refused_by_every_worker(fresh: Test
     assert r.status_code == 503 and "deleted or replaced" in r.json()["detail"], r.text
     ready = fresh.get("/ready")
     assert ready.status_code == 503 and "deleted or replaced" in ready.json()["reason"]
+    assert fresh.post("/api/v1/recommendations", json={"user_id": user, "k": 3}).status_code in (200, 503)
+    assert not path.exists()  # no reader or writer quietly created a new, empty file
     # a worker started later with the service's identity refuses the new file alike
     later = Database(path, timeout=0.5, min_free_bytes=0, expected_identity=state.db.identity)
     try:

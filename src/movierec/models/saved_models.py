@@ -42,7 +42,7 @@ def reuse(root: Path, parts: Mapping[str, str]) -> Iterator[None]:
         yield
     finally:
         _digests.reset(token)
-        _keep(set(mapping.values()))
+    _keep(set(mapping.values()))  # only after a load that succeeded: a failed one evicts nothing
 
 
 def _keep(digests: set[str]) -> None:

@@ -99,10 +99,10 @@ def _explain(exc: sqlite3.Error, path: Path, timeout: float) -> str:
 
 
 def _open(path: Path, timeout: float, read_only: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
-    if read_only:
-        conn.execute("PRAGMA query_only=1")
-    return conn
+    if read_only:  # never creates the file: a reader opened after a deletion fails, it does not hide it
+        uri = Path(path).absolute().as_uri() + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+    return sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
 
 
 PROBE_BYTES = 64 * 1024  # what a write probe stores (and deletes): enough to need fresh pages

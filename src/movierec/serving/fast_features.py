@@ -20,6 +20,7 @@ disagrees beyond a tolerance, the service uses the training code instead.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -245,8 +246,9 @@ class ServingBlender(Blender):
         if index is None:
             return super().full_scores(query, tower_scores, history_rows)
         scores = self.profiles.neighbours[index]
-        a, b = self.scale(query, scores[scores > 0])
-        return np.asarray(tower_scores, np.float64) * a + b * scores
+        positive = scores > 0  # the support, as Blender.neighbours keeps it
+        a, b = self.scale(query, scores[positive])
+        return np.asarray(tower_scores, np.float64) * a + b * np.where(positive, scores, 0.0)
 
     def candidates(
         self,
@@ -422,10 +424,19 @@ def check_features(fast: ServingFeatures, users: list[int], query_of: Any, n_ite
     ctx = fast.ctx
     n = len(ctx.catalogue)
     rows = np.unique(np.concatenate([np.arange(min(n_items, n)), np.arange(0, n, 10)]))
+    cases: list[tuple[int, np.ndarray | None, np.ndarray]] = []
     for user in users:
         q = query_of(user)
-        want = pair_features(ctx, np.full(rows.size, user, np.int64), rows, np.repeat(q[None, :], rows.size, 0))
-        got = fast(user, None, rows, q)
+        cases.append((user, None, q))  # as known: the precomputed profile when there is one
+        own = np.asarray(ctx.histories[user], np.int64)
+        cases.append((user, own[::-1][: max(1, own.size // 2)].copy(), q))  # a request's own history
+    if users:  # an unknown user who sends a history (with a repeat)
+        some = np.asarray(ctx.histories[users[0]], np.int64)[:5]
+        cases.append((-1, np.concatenate([some, some[:1]]), query_of(users[0])))
+    for user, history, q in cases:
+        context = ctx if history is None else dataclasses.replace(ctx, histories={user: history})
+        want = pair_features(context, np.full(rows.size, user, np.int64), rows, np.repeat(q[None, :], rows.size, 0))
+        got = fast(user, history, rows, q)
         if set(want) != set(got):
             return False
         for name, values in want.items():

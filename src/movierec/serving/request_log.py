@@ -2,8 +2,10 @@
 
 A request puts its row on a bounded in-memory queue and returns; a writer thread stores
 rows in small transactions. When the writer falls behind and the queue is full, the
-request waits up to ``request_log_block_seconds`` for room (back-pressure: the service
-slows down a little instead of losing rows at once); a row that still finds no room, or
+request served in the thread pool waits up to ``request_log_block_seconds`` for room
+(back-pressure: the service slows down a little instead of losing rows at once; a request
+served on the event loop never waits, since that would stall every request of the
+worker); a row that still finds no room, or
 that the database refuses after retries, is dropped and counted in
 ``request_log_dropped_total`` and the log, never lost silently.
 
@@ -14,6 +16,7 @@ most ``request_log_max_rows`` rows (the newest), checking every
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import queue
@@ -30,6 +33,15 @@ log = logging.getLogger("movierec.serving")
 BATCH = 500  # rows per transaction
 WRITE_ATTEMPTS = 5
 LINGER_SECONDS = 0.2  # how long the writer waits to fill a batch once it has a row
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread runs an asyncio event loop (an ``async def`` route)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class RequestLog:
@@ -81,6 +93,9 @@ class RequestLog:
         try:
             self.queue.put_nowait(row)
         except queue.Full:
+            if _on_event_loop():  # an async route: waiting here would stall every request of the worker
+                self._drop(1, f"the writer's queue is full ({self.queue.maxsize} rows)")
+                return
             try:
                 self.queue.put(row, timeout=self.block_seconds)
             except queue.Full:
@@ -149,10 +164,11 @@ class RequestLog:
 
         def delete(conn: sqlite3.Connection) -> int:
             old = conn.execute("DELETE FROM request_logs WHERE time < ?", (cutoff,)).rowcount
+            # rows get increasing rowids as they are written, so the newest max_rows are those
+            # above max(rowid) - max_rows: one range delete, not a walk over a million entries
             excess = conn.execute(
-                "DELETE FROM request_logs WHERE time < (SELECT time FROM request_logs ORDER BY time DESC "
-                "LIMIT 1 OFFSET ?)",
-                (self.max_rows - 1,),
+                "DELETE FROM request_logs WHERE rowid <= (SELECT MAX(rowid) FROM request_logs) - ?",
+                (self.max_rows,),
             ).rowcount
             return old + excess
 
@@ -177,8 +193,11 @@ class RequestLog:
             time.sleep(0.005)
 
     def close(self) -> None:
-        """Drain the queue and stop the writer."""
-        self.queue.put(None)
+        """Drain the queue and stop the writer (at most about 15 s)."""
+        try:
+            self.queue.put(None, timeout=5)
+        except queue.Full:  # the writer is gone or stuck: what is queued is lost, and counted
+            self._drop(self.queue.qsize(), "the service stopped with the writer stuck")
         self._thread.join(timeout=10)
         if self._owns_db:
             self.db.close()

@@ -247,7 +247,7 @@ class Recommender:
         """Top-``k`` candidates; over-fetches and backfills so filters never shrink the list."""
         # a known user served on their own history: rows, query embedding and the blend's
         # neighbour scores were computed at load
-        own = None if (query.history or feedback) else self._profile_of(query.user_id)
+        own = self._own_profile(query, feedback)
         if own is not None:
             own_rows = self.features.profiles.unique_rows[own]
             history = self.catalogue.item_id[own_rows].tolist()
@@ -330,7 +330,7 @@ class Recommender:
         ``embedding`` is the user's query embedding when the caller already has it (the chain).
         """
         rows = self.catalogue.rows_of(np.asarray(item_ids, np.int64))
-        own = None if (query.history or feedback) else self._profile_of(query.user_id)
+        own = self._own_profile(query, feedback)
         history = self.history_of(query, feedback) if own is None else []
         if embedding is None:
             embedding = self.user_embeddings[own] if own is not None else self.embed(query, history)
@@ -402,6 +402,13 @@ class Recommender:
         table = np.stack([self.embed(UserQuery(user_id=u), self.history_of(UserQuery(user_id=u), [])) for u in users])
         table.setflags(write=False)
         return table
+
+    def _own_profile(self, query: UserQuery, feedback: list[int]) -> int | None:
+        """The precomputed profile of a known user asking as they are known: no history of the
+        request's own, no feedback, no demographics given (they change the query embedding)."""
+        if query.history or feedback or query.age is not None or query.gender or query.occupation:
+            return None
+        return self._profile_of(query.user_id)
 
     def _profile_of(self, user_id: int | None) -> int | None:
         """The index of a known user's precomputed profile, or None."""

@@ -59,6 +59,7 @@ class ServiceState:
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     failed_version: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _follower: threading.Thread | None = None
 
     def load(self, path: Any = None) -> Recommender:
         """Build a recommender from ``path`` (or the configured bundle); does not swap it in."""
@@ -122,6 +123,7 @@ class ServiceState:
 
         thread = threading.Thread(target=run, name="reload-follower", daemon=True)
         thread.start()
+        self._follower = thread
         return thread
 
     def sync_with_pointer(self) -> bool:
@@ -148,8 +150,10 @@ class ServiceState:
         return self.db.health() if self.db is not None else None
 
     def stop(self) -> None:
-        """Stop the reload follower."""
+        """Stop the reload follower (and wait for a load it is doing, at most 30 s)."""
         self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=30)
 
     @property
     def uptime(self) -> float:

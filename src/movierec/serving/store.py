@@ -72,12 +72,15 @@ class EventStore:
         return self.db.write(insert)
 
     def items_of(self, user_id: int) -> list[int]:
-        """The user's most recent ``feedback_per_user`` feedback items, oldest first."""
+        """The user's ``feedback_per_user`` most recently posted feedback items, in the order of
+        their timestamps. Recency is by arrival, not by the client's timestamp, so events
+        posted with timestamps far in the future cannot hold the window."""
         rows = self.db.read(
-            "SELECT item_id FROM feedback WHERE user_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?",
+            "SELECT item_id FROM (SELECT item_id, timestamp, id FROM feedback WHERE user_id = ? "
+            "ORDER BY id DESC LIMIT ?) ORDER BY timestamp, id",
             (user_id, self.per_user),
         )
-        return [int(r[0]) for r in reversed(rows)]
+        return [int(r[0]) for r in rows]
 
     def all_events(self) -> list[tuple[int, int, float | None, str, int]]:
         """Every stored event (for retraining and replay)."""
