@@ -441,6 +441,11 @@ def test_health_and_ready(
 
 
 def test_metrics_expose_requests_latency_fallbacks_and_the_bundle(client: TestClient, manifest: dict[str, Any]) -> None:
+    # The metrics are the process's: other tests' apps (reloads in test_registry,
+    # test_reload, test_bundle_integrity) swap bundles in this same process and mark the
+    # one they replaced 0. Publish this app's bundle again, as its swap did at start-up.
+    state = client.app.state.service
+    state.swap(state.recommender)
     before = client.get("/metrics").text
     client.post(RECS, json={"user_id": KNOWN_USER, "k": 3})
     client.post(RETRIEVAL, json={"user_id": COLD_USER, "k": 3})
