@@ -30,18 +30,9 @@ from movierec.models.blend import Blender
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DAY, DENSE_FEATURES, RankingContext, pair_features
 
 RECENT_ITEMS = 10  # pair_features' default "recent" window
-HISTORY_FEATURES = (
-    "genre_affinity",
-    "genre_affinity_max",
-    "history_similarity",
-    "history_similarity_max",
-    "recent_similarity",
-    "cooccurrence",
-    "cooccurrence_mean",
-    "ease_score",
-    "ease_recency_score",
-    "genre_affinity_recent",
-)
+# the features read from the user's history: every dense feature but the retrieval score,
+# the item-only ones and the user-level ones
+HISTORY_FEATURES = tuple(n for n in DENSE_FEATURES if n != "retrieval_score" and not n.startswith(("item_", "user_")))
 FEATURE_TOLERANCE = 1e-4  # absolute, on float32 features of order one
 
 
