@@ -20,6 +20,7 @@ from movierec.serving.auth import KeyRing
 from movierec.serving.budget import OverBudget
 from movierec.serving.database import StoreUnavailable, open_database
 from movierec.serving.metrics import REQUESTS
+from movierec.serving.quality import QualityDigest
 from movierec.serving.routes import admin, catalogue, feedback, health, recommend
 from movierec.serving.settings import Settings
 from movierec.serving.state import ServiceState
@@ -198,7 +199,12 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
                 log.error("bundle not loaded: %s", state.not_ready_reason)
             state.sync_with_pointer()  # a worker started after a reload serves the reloaded bundle
         state.follow_reloads(settings.reload_poll_seconds)
+        quality = QualityDigest.for_service(
+            db, lambda: state.recommender.row_of if state.recommender else None, settings
+        )
+        quality.start()  # coverage and interacted share, off the request path
         yield
+        quality.stop()
         state.stop()
         state.log.close()
         db.close()

@@ -1,7 +1,11 @@
 """Prometheus metrics of the service; correct with several workers (multiprocess mode).
 
 Set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder before starting the workers (the
-``movierec serve`` command does) and ``/metrics`` aggregates every worker's values.
+``movierec serve`` command does) and ``/metrics`` aggregates every worker's values. Gauges
+of the current state use "live" modes, so a worker that died leaves the totals at the next
+scrape (:func:`forget_dead_workers`); each live worker's process metrics are read from
+``/proc`` at scrape time (:mod:`movierec.serving.process_metrics`). The windowed quality
+gauges are computed off the request path (:mod:`movierec.serving.quality`).
 """
 
 from __future__ import annotations
@@ -33,14 +37,54 @@ LATENCY = Histogram(
     ["endpoint", "stage"],
     buckets=BUCKETS,
 )
-MODEL_LOAD = Gauge("model_load_time_seconds", "Seconds the current bundle took to load", multiprocess_mode="max")
+MODEL_LOAD = Gauge("model_load_time_seconds", "Seconds the current bundle took to load", multiprocess_mode="livemax")
 ACTIVE_USERS = Gauge(
     "active_users_count", "Distinct users seen in the last 5 minutes (summed over workers)", multiprocess_mode="livesum"
 )
 FALLBACKS = Counter("fallback_total", "Requests answered by a fallback, by reason", ["reason"])
 LOG_DROPPED = Counter("request_log_dropped_total", "Request-log rows dropped because the log writer's queue was full")
 BUNDLE = Gauge(
-    "model_bundle_info", "The loaded bundle version (value 1 for the current one)", ["version"], multiprocess_mode="max"
+    "model_bundle_info",
+    "The loaded bundle version (value 1 for the current one)",
+    ["version"],
+    multiprocess_mode="livemax",
+)
+OFFLINE_NDCG = Gauge(
+    "model_offline_ndcg_at_10",
+    "Chain NDCG@10 of the served bundle on its test users (the manifest's metrics.test.chain)",
+    multiprocess_mode="livemax",
+)
+FEEDBACK_EVENTS = Counter("feedback_events_total", "Feedback events stored, by event type", ["event"])
+# The quality gauges below are set by the one worker that computes them (serving/quality.py);
+# "livemostrecent" shows its value, and drops it when that worker dies.
+SERVED_PAIRS = Gauge(
+    "recommendation_served_pairs",
+    "Distinct (user, item) pairs the chain recommended within the quality window",
+    multiprocess_mode="livemostrecent",
+)
+INTERACTED_PAIRS = Gauge(
+    "recommendation_interacted_pairs",
+    "Of recommendation_served_pairs, those the user sent feedback on after the item was recommended",
+    multiprocess_mode="livemostrecent",
+)
+INTERACTED_RATIO = Gauge(
+    "recommendation_interacted_ratio",
+    "recommendation_interacted_pairs / recommendation_served_pairs (NaN with nothing served in the window)",
+    multiprocess_mode="livemostrecent",
+)
+COVERAGE = Gauge(
+    "catalogue_coverage_ratio",
+    "Share of the served bundle's catalogue that an endpoint returned within the quality window",
+    ["endpoint"],
+    multiprocess_mode="livemostrecent",
+)
+QUALITY_WINDOW = Gauge(
+    "quality_window_seconds", "Length of the quality gauges' window", multiprocess_mode="livemostrecent"
+)
+QUALITY_UPDATED = Gauge(
+    "quality_updated_timestamp_seconds",
+    "Unix time the quality gauges were last computed",
+    multiprocess_mode="livemostrecent",
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -68,12 +112,19 @@ class ActiveUsers:
         ACTIVE_USERS.set(count)
 
 
-def set_bundle(version: str, load_seconds: float, previous: str | None = None) -> None:
-    """Publish the loaded bundle's version and load time."""
+def offline_ndcg(manifest: dict | None) -> float:
+    """The chain's NDCG@10 recorded in a bundle manifest (``metrics.test.chain``), NaN when absent."""
+    found = ((manifest or {}).get("metrics", {}).get("test", {}).get("chain") or {}).get("ndcg@10")
+    return float(found) if found is not None else float("nan")
+
+
+def set_bundle(version: str, load_seconds: float, previous: str | None = None, manifest: dict | None = None) -> None:
+    """Publish the loaded bundle's version, load time and offline chain NDCG@10 (from ``manifest``)."""
     if previous and previous != version:
         BUNDLE.labels(version=previous).set(0)
     BUNDLE.labels(version=version).set(1)
     MODEL_LOAD.set(load_seconds)
+    OFFLINE_NDCG.set(offline_ndcg(manifest))
 
 
 def forget_dead_workers(directory: str | None = None) -> list[int]:
@@ -104,10 +155,14 @@ def forget_dead_workers(directory: str | None = None) -> list[int]:
 
 
 def render() -> bytes:
-    """The exposition text, aggregated over workers in multiprocess mode."""
+    """The exposition text, aggregated over workers in multiprocess mode (with each live
+    worker's process metrics, labelled by pid)."""
     if MULTIPROCESS:
+        from movierec.serving.process_metrics import WorkerProcessCollector
+
         forget_dead_workers()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(WorkerProcessCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
         return generate_latest(registry)
     return generate_latest()

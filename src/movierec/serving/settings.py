@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     request_log_max_rows: PositiveInt = 1_000_000  # at most this many request-log rows are kept (the newest)
     request_log_prune_seconds: PositiveFloat = 60.0  # how often retention runs
     reload_poll_seconds: PositiveFloat = 2.0  # how often a worker checks whether another worker reloaded
+    # the windowed quality gauges (coverage, interacted share; serving/quality.py): their window,
+    # how often one worker recomputes them off the request path, and the most (user, item) pairs kept
+    quality_window_seconds: PositiveFloat = 3600.0
+    quality_interval_seconds: PositiveFloat = 15.0
+    quality_max_pairs: PositiveInt = 200_000
 
 
 def load_service_settings() -> Settings:

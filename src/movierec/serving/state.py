@@ -90,7 +90,7 @@ class ServiceState:
         previous = self.recommender.version if self.recommender is not None else None
         self.recommender = new  # one reference assignment: requests see the old or the new, never a mix
         self.not_ready_reason = None
-        set_bundle(new.version, new.load_seconds, previous)
+        set_bundle(new.version, new.load_seconds, previous, getattr(new, "manifest", None))
         release_memory()  # the previous bundle's arrays, back to the system
         return previous
 

@@ -7,6 +7,7 @@ import time
 from fastapi import APIRouter, Depends, HTTPException
 
 from movierec.serving.deps import Current, State, record, require
+from movierec.serving.metrics import FEEDBACK_EVENTS
 from movierec.serving.schemas import FeedbackRequest, FeedbackResponse, error_responses
 
 router = APIRouter(
@@ -39,5 +40,6 @@ def feedback(body: FeedbackRequest, rec: Current, state: State) -> FeedbackRespo
         )
     stamp = body.timestamp if body.timestamp is not None else int(time.time())
     event_id = state.events.add(body.user_id, body.item_id, body.rating, body.event, stamp)
+    FEEDBACK_EVENTS.labels(event=body.event).inc()
     record(state, "feedback", started, body.user_id, None, rec.version, status=201)
     return FeedbackResponse(id=event_id, user_id=body.user_id, item_id=body.item_id, event=body.event)

@@ -1,0 +1,93 @@
+"""The windowed quality gauges: coverage and the interacted share, from the request log and the feedback."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from movierec.serving.database import Database
+from movierec.serving.quality import FEEDBACK_LAG_SECONDS, QualityDigest, QualityWindow
+from movierec.serving.settings import Settings
+from movierec.serving.store import EventStore, RequestLog
+
+
+def test_the_window_counts_pairs_followed_by_feedback_and_forgets_old_ones() -> None:
+    window = QualityWindow(window=100, max_pairs=1000)
+    window.served(10, 1, "recommendations", [5, 6, 7, 8])
+    window.served(20, 2, "recommendations", [5, 9])
+    window.served(25, None, "recommendations", [11])  # no user id: coverage only
+    window.served(30, 3, "popular", [1, 2])  # not the chain: coverage only
+    assert window.feedback(40, 1, 6) and window.feedback(41, 2, 9)
+    assert not window.feedback(42, 3, 1)  # popular lists are not recommendations to the user
+    assert not window.feedback(5, 1, 7)  # before it was recommended
+    assert window.counts() == (6, 2)
+    coverage = window.coverage({1, 2, 5, 6, 7, 8, 9, 10, 11, 12})
+    assert coverage["recommendations"] == pytest.approx(0.6) and coverage["popular"] == pytest.approx(0.2)
+    assert coverage["retrieval"] == 0
+    window.served(100, 1, "recommendations", [6])  # served again: stays in the window
+    window.expire(now=125)  # before t=25 out: user 1's first list (but (1, 6)) and user 2's
+    assert window.counts() == (1, 1) and set(window.pairs) == {(1, 6)}
+    assert window.coverage({5, 6, 11})["recommendations"] == pytest.approx(2 / 3)  # 6 and 11 (t=25)
+
+
+def test_the_window_keeps_at_most_max_pairs_the_most_recent() -> None:
+    window = QualityWindow(window=1000, max_pairs=3)
+    window.served(1, 1, "recommendations", [1, 2])
+    window.feedback(2, 1, 1)
+    window.served(3, 2, "recommendations", [3, 4])
+    assert set(window.pairs) == {(1, 2), (2, 3), (2, 4)} and window.counts() == (3, 0)
+
+
+def test_the_digest_reads_what_every_worker_logged_and_publishes_it(tmp_path: Path) -> None:
+    from movierec.serving.metrics import render
+
+    settings = Settings(database_path=tmp_path / "q.sqlite", quality_window_seconds=600)
+    db = Database(settings.database_path, 1.0, 0)
+    log = RequestLog(settings.database_path, settings=settings, db=db)
+    events = EventStore(settings.database_path, settings, db)
+    catalogue = {i: i for i in range(1, 11)}
+    digest = QualityDigest.for_service(db, lambda: catalogue, settings)
+    try:
+        log.log("a", 1, "recommendations", "v", [1, 2, 3], [0.9, 0.8, 0.7], 1.0, False, None)
+        log.log("b", 2, "recommendations", "v", [3, 4], [0.9, 0.8], 1.0, False, None)
+        log.log("c", None, "similar", "v", [9, 99], [0.9, 0.8], 1.0, False, None)  # 99: not in this catalogue
+        log.flush()
+        events.add(1, 2, None, "click", int(time.time()))
+        events.add(2, 7, 4.0, "rating", int(time.time()))  # never recommended to user 2
+        now = time.time() + FEEDBACK_LAG_SECONDS + 0.1  # the feedback is old enough to be matched
+        values = digest.run_once(now)
+        assert values is not None
+        assert values["served_pairs"] == 5 and values["interacted_pairs"] == 1
+        assert values["interacted_ratio"] == pytest.approx(0.2)
+        assert values["coverage_recommendations"] == pytest.approx(0.4)
+        assert values["coverage_similar"] == pytest.approx(0.1)
+        text = render().decode()
+        assert "recommendation_interacted_ratio 0.2" in text
+        assert 'catalogue_coverage_ratio{endpoint="recommendations"} 0.4' in text
+        # a later pass reads only new rows; once the window has passed, nothing is left
+        later = digest.run_once(now + 601)
+        assert later is not None and later["served_pairs"] == 0 and math.isnan(later["interacted_ratio"])
+        assert later["coverage_recommendations"] == 0
+    finally:
+        digest.stop()
+        log.close()
+        db.close()
+
+
+def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Path) -> None:
+    settings = Settings(database_path=tmp_path / "q.sqlite")
+    db = Database(settings.database_path, 1.0, 0)
+    first = QualityDigest(db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    second = QualityDigest(db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    try:
+        assert first.run_once() is not None
+        assert second.run_once() is None  # the lock is held
+        first.stop()  # the computing worker goes away: the next one takes over
+        assert second.run_once() is not None
+    finally:
+        first.stop()
+        second.stop()
+        db.close()
