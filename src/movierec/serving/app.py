@@ -21,6 +21,7 @@ from movierec.serving.budget import OverBudget
 from movierec.serving.database import StoreUnavailable, open_database
 from movierec.serving.metrics import REQUESTS
 from movierec.serving.quality import QualityDigest
+from movierec.serving.reply_cache import ReplyCache
 from movierec.serving.routes import admin, catalogue, feedback, health, recommend
 from movierec.serving.settings import Settings
 from movierec.serving.state import ServiceState
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
             pointer=BundlePointer(settings.database_path, settings, db),
             db=db,
             keys=KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, settings.host),
+            replies=ReplyCache(settings.reply_cache_bytes),
         )
         app.state.service = state
         if load:

@@ -27,12 +27,18 @@ FEEDBACK_RATINGS = (1.0, 2.0, 3.0, 3.5, 4.0, 4.5, 5.0)
 SCENARIOS: tuple[tuple[str, str, str, str | None], ...] = (
     ("floor", "GET", "/api/v1/ping", None),
     ("retrieval", "POST", "/api/v1/retrieval", "retrieval"),
+    ("retr-fresh", "POST", "/api/v1/retrieval", "retrieval"),
     ("ranking", "POST", "/api/v1/ranking", "ranking"),
     ("chain", "POST", "/api/v1/recommendations", "recommendations"),
+    ("chain-fresh", "POST", "/api/v1/recommendations", "recommendations"),
     ("similar", "GET", "/api/v1/items/{id}/similar", "similar"),
     ("feedback", "POST", "/api/v1/feedback", "feedback"),
 )
 NAMES = tuple(name for name, *_ in SCENARIOS)
+# the "-fresh" scenarios send the same requests as their namesakes, each asking for a reply
+# computed anew (not one the service kept from an earlier identical request)
+FRESH = {"retr-fresh": "retrieval", "chain-fresh": "chain"}
+NO_CACHE = (("Cache-Control", "no-cache"),)
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,13 @@ class Scenario:
     label: str
     endpoint: str | None
     requests: tuple[tuple[str, str, str], ...]
+    headers: tuple[tuple[str, str], ...] = ()
 
     def write(self, path: Path, headers: dict[str, str] | None = None) -> Path:
         """Write the requests as ``bench.lua`` reads them: ``METHOD<TAB>PATH<TAB>BODY`` a line,
         after one ``HEADER<TAB>NAME<TAB>VALUE`` line per header sent with every request."""
-        lines = [f"HEADER\t{name}\t{value}\n" for name, value in (headers or {}).items()]
+        sent = {**(headers or {}), **dict(self.headers)}
+        lines = [f"HEADER\t{name}\t{value}\n" for name, value in sent.items()]
         lines += [f"{m}\t{p}\t{b}\n" for m, p, b in self.requests]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold an API key
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -85,7 +93,7 @@ def _body(payload: dict) -> str:
 def build_scenarios(
     users: list[int], popular: list[int], run: int = 0, count: int = BODIES, seed: int = SEED
 ) -> list[Scenario]:
-    """The six scenarios, in the order they run, each with ``count`` requests.
+    """The scenarios, in the order they run, each with ``count`` requests.
 
     Args:
         users: the user pool (:func:`user_pool`); requests cycle through it in order.
@@ -113,6 +121,8 @@ def build_scenarios(
         ],
         "similar": [("GET", f"/api/v1/items/{rng.choice(popular)}/similar?k={SIMILAR_K}", "") for _ in range(count)],
     }
+    for fresh, same in FRESH.items():
+        by_name[fresh] = by_name[same]
     fb_users = feedback_users(run)
     by_name["feedback"] = [
         (
@@ -130,7 +140,8 @@ def build_scenarios(
         for u in fb_users
     ]
     return [
-        Scenario(name, f"{method} {path}", endpoint, tuple(by_name[name])) for name, method, path, endpoint in SCENARIOS
+        Scenario(name, f"{method} {path}", endpoint, tuple(by_name[name]), NO_CACHE if name in FRESH else ())
+        for name, method, path, endpoint in SCENARIOS
     ]
 
 

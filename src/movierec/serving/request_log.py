@@ -23,7 +23,10 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from movierec.serving.database import Database, StoreUnavailable, open_database
 from movierec.serving.metrics import LOG_DROPPED
@@ -42,6 +45,12 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def log_lists(item_ids: Sequence[int], scores: Sequence[float]) -> tuple[str, str]:
+    """The request log's two JSON columns for a result: the item ids, and the scores to 6 decimals."""
+    rounded = np.round(np.asarray(scores, dtype=np.float64), 6)
+    return json.dumps([int(i) for i in item_ids]), json.dumps(rounded.tolist())
 
 
 class RequestLog:
@@ -76,16 +85,22 @@ class RequestLog:
         latency_ms: float,
         is_fallback: bool,
         fallback_reason: str | None,
+        logged: tuple[str, str] | None = None,
     ) -> None:
-        """Queue one row; waits at most ``request_log_block_seconds`` for room, else drops it (counted)."""
+        """Queue one row; waits at most ``request_log_block_seconds`` for room, else drops it (counted).
+
+        ``logged`` is the row's two JSON columns already encoded by :func:`log_lists` (a reply
+        served again from the reply cache carries them), in place of ``item_ids`` and ``scores``.
+        """
+        items_json, scores_json = logged or log_lists(item_ids, scores)
         row = (
             request_id,
             time.time(),
             user_id,
             endpoint,
             model_version,
-            json.dumps(item_ids),
-            json.dumps([round(float(s), 6) for s in scores]),
+            items_json,
+            scores_json,
             latency_ms,
             int(is_fallback),
             fallback_reason,

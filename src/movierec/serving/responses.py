@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from fastapi import Response
 
 
@@ -39,15 +40,34 @@ class ItemJSON:
     ) -> str:
         """The ``items`` array of a reply: each item's id, score, metadata and rating (or null)."""
         fragments = self.fragments
+        score_text = numbers(scores)
+        rating_text = ["null"] * len(score_text) if ratings is None else numbers(ratings[: len(score_text)])
         parts = [
-            f'{{"item_id":{int(item)},"score":{number(score)},{fragments[row_of[int(item)]]},"rating":'
-            f"{'null' if ratings is None else number(ratings[n])}}}"
-            for n, (item, score) in enumerate(zip(item_ids, scores))
+            f'{{"item_id":{item},"score":{score},{fragments[row_of[item]]},"rating":{rating}}}'
+            for item, score, rating in zip(map(int, item_ids), score_text, rating_text)
         ]
         return "[" + ",".join(parts) + "]"
 
 
+def numbers(values: Any) -> list[str]:
+    """Floats as JSON, all at once (``null`` for NaN and infinities)."""
+    array = np.asarray(values, dtype=np.float64)
+    if np.isfinite(array).all():
+        return list(map(repr, array.tolist()))
+    return [number(v) for v in array.tolist()]
+
+
+def reply_body(items: str, **fields: Any) -> bytes:
+    """The JSON text ``{"items": …, **fields}`` from the pre-encoded ``items`` array."""
+    rest = "".join(f',"{name}":{json.dumps(value, ensure_ascii=True)}' for name, value in fields.items())
+    return ('{"items":' + items + rest + "}").encode()
+
+
 def reply(items: str, headers: dict[str, str] | None = None, **fields: Any) -> Response:
     """A JSON response ``{"items": …, **fields}`` from the pre-encoded ``items`` array."""
-    rest = "".join(f',"{name}":{json.dumps(value, ensure_ascii=True)}' for name, value in fields.items())
-    return Response(content=('{"items":' + items + rest + "}").encode(), media_type="application/json", headers=headers)
+    return json_response(reply_body(items, **fields), headers)
+
+
+def json_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """A response with a finished JSON body."""
+    return Response(content=body, media_type="application/json", headers=headers)

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     request_log_max_age_days: PositiveFloat = 30.0  # request-log rows older than this are deleted
     request_log_max_rows: PositiveInt = 1_000_000  # at most this many request-log rows are kept (the newest)
     request_log_prune_seconds: PositiveFloat = 60.0  # how often retention runs
+    # finished replies kept per worker for users served on their own history (serving/reply_cache.py); 0: off
+    reply_cache_bytes: NonNegativeInt = 32 * 1024 * 1024
     reload_poll_seconds: PositiveFloat = 2.0  # how often a worker checks whether another worker reloaded
     # the windowed quality gauges (coverage, interacted share; serving/quality.py): their window,
     # how often one worker recomputes them off the request path, and the most (user, item) pairs kept

@@ -15,6 +15,7 @@ from movierec.serving.auth import KeyRing
 from movierec.serving.database import Database
 from movierec.serving.metrics import ActiveUsers, set_bundle
 from movierec.serving.model_source import Fetched, fetch, model_uri
+from movierec.serving.reply_cache import ReplyCache
 from movierec.serving.service import Recommender
 from movierec.serving.settings import Settings
 from movierec.serving.smoke import smoke_test as run_smoke_test
@@ -56,6 +57,7 @@ class ServiceState:
     db: Database | None = None  # the database behind events, log and pointer (its health is /ready's)
     keys: KeyRing = field(default_factory=KeyRing)
     active: ActiveUsers = field(default_factory=ActiveUsers)
+    replies: ReplyCache = field(default_factory=lambda: ReplyCache(0))  # off unless the app sizes it
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     failed_version: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from movierec.serving.budget import Budget
-from movierec.serving.deps import Current, State, check_genres, check_user, record, require, user_query
-from movierec.serving.responses import reply
+from movierec.serving.deps import Reader, check_genres, check_user, record, user_query
+from movierec.serving.reply_cache import Reply, cache_key
+from movierec.serving.responses import json_response, reply, reply_body
 from movierec.serving.schemas import (
     RankingRequest,
     RankingResponse,
@@ -19,11 +20,11 @@ from movierec.serving.schemas import (
     error_responses,
 )
 from movierec.serving.service import Recommender, Result
+from movierec.serving.state import ServiceState
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["recommendations"],
-    dependencies=[Depends(require("read"))],
     responses=error_responses(400, 401, 403, 413, 503),
 )
 
@@ -35,12 +36,16 @@ def resolve_index(name: str, n_items: int, brute_max_items: int) -> str:
     return "brute" if n_items <= brute_max_items else "faiss"
 
 
-def _feedback(state: State, user_id: int | None) -> list[int]:
+def _feedback(state: ServiceState, user_id: int | None) -> list[int]:
     """The user's feedback items since the bundle was trained (read per request: every worker agrees)."""
     return state.events.items_of(user_id) if user_id is not None else []
 
 
-def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, feedback: list[int]) -> Result:
+def _index(rec: Recommender, state: ServiceState, body: RetrievalRequest) -> str:
+    return resolve_index(body.index or state.settings.default_index, len(rec.catalogue), state.settings.brute_max_items)
+
+
+def _retrieve(rec: Recommender, body: RetrievalRequest, k: int, feedback: list[int], index: str) -> Result:
     check_user(body)
     filters = body.filters
     check_genres(rec, filters.genres if filters else None, ["body", "filters", "genres"])
@@ -52,24 +57,14 @@ def _retrieve(rec: Recommender, state: State, body: RetrievalRequest, k: int, fe
         filters.genres if filters else None,
         filters.year_min if filters else None,
         filters.year_max if filters else None,
-        resolve_index(body.index or state.settings.default_index, len(rec.catalogue), state.settings.brute_max_items),
+        index,
     )
 
 
-@router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
-async def retrieval(body: RetrievalRequest, rec: Current, state: State) -> Response:
-    """The top ``k`` items from the two-tower model through the chosen index; a user with
-    neither known events nor a history gets the popular list (``is_fallback``)."""
-    started = time.perf_counter()
-    budget = Budget(state.settings.request_budget_seconds, started)
-    feedback = _feedback(state, body.user_id)
-    budget.check("feedback")
-    result = _retrieve(rec, state, body, body.k, feedback)
-    budget.check("retrieval")
-    request_id = record(state, "retrieval", started, body.user_id, result, rec.version)
-    return reply(
+def _body(rec: Recommender, result: Result) -> bytes:
+    """The reply to a retrieval or a recommendations request."""
+    return reply_body(
         rec.item_json.items(rec.row_of, result.item_ids, result.scores),
-        {"X-Request-ID": request_id},
         model_version=rec.version,
         index=result.index or "",
         is_fallback=result.is_fallback,
@@ -77,10 +72,35 @@ async def retrieval(body: RetrievalRequest, rec: Current, state: State) -> Respo
     )
 
 
+@router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
+async def retrieval(body: RetrievalRequest, served: Reader) -> Response:
+    """The top ``k`` items from the two-tower model through the chosen index; a user with
+    neither known events nor a history gets the popular list (``is_fallback``). A repeat of
+    a known user's request is answered from the reply cache (``serving/reply_cache.py``)
+    unless it sends ``Cache-Control: no-cache``."""
+    started = time.perf_counter()
+    state, rec, fresh = served
+    budget = Budget(state.settings.request_budget_seconds, started)
+    feedback = _feedback(state, body.user_id)
+    budget.check("feedback")
+    index = _index(rec, state, body)
+    key = cache_key("retrieval", body, feedback, index)
+    kept = None if fresh else state.replies.get(rec.version, key)
+    result = kept.result if kept is not None else None
+    if kept is None:
+        result = _retrieve(rec, body, body.k, feedback, index)
+        budget.check("retrieval")
+        kept = Reply.of(_body(rec, result), result)
+        state.replies.put(rec.version, key, kept)
+    request_id = record(state, "retrieval", started, body.user_id, result, rec.version, logged=kept.logged)
+    return json_response(kept.body, {"X-Request-ID": request_id})
+
+
 @router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
-async def ranking(body: RankingRequest, rec: Current, state: State) -> Response:
+async def ranking(body: RankingRequest, served: Reader) -> Response:
     """Candidates ordered by the ranker's interaction probability, with predicted ratings."""
     started = time.perf_counter()
+    state, rec, _ = served
     check_user(body)
     unknown = [i for i in body.item_ids if int(i) not in rec.row_of]
     if unknown:
@@ -108,38 +128,46 @@ async def ranking(body: RankingRequest, rec: Current, state: State) -> Response:
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, summary="The whole chain in one call")
-async def recommendations(body: RecommendationRequest, rec: Current, state: State) -> Response:
-    """Candidates (retrieval), business filters, ranking, then an optional genre-diversity re-rank."""
+async def recommendations(body: RecommendationRequest, served: Reader) -> Response:
+    """Candidates (retrieval), business filters, ranking, then an optional genre-diversity
+    re-rank. A repeat of a known user's request is answered from the reply cache unless it
+    sends ``Cache-Control: no-cache``."""
     started = time.perf_counter()
+    state, rec, fresh = served
     budget = Budget(state.settings.request_budget_seconds, started)
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
-    candidates = _retrieve(rec, state, body, max(body.candidates, body.k), feedback)
+    index = _index(rec, state, body)
+    key = cache_key("recommendations", body, feedback, index)
+    kept = None if fresh else state.replies.get(rec.version, key)
+    result = kept.result if kept is not None else None
+    if kept is None:
+        result = _chain(rec, body, feedback, index, budget)
+        kept = Reply.of(_body(rec, result), result)
+        state.replies.put(rec.version, key, kept)
+    request_id = record(state, "recommendations", started, body.user_id, result, rec.version, logged=kept.logged)
+    return json_response(kept.body, {"X-Request-ID": request_id})
+
+
+def _chain(rec: Recommender, body: RecommendationRequest, feedback: list[int], index: str, budget: Budget) -> Result:
+    """Retrieval, ranking and the optional diversity re-rank of one recommendations request."""
+    candidates = _retrieve(rec, body, max(body.candidates, body.k), feedback, index)
     budget.check("retrieval")
-    result = candidates
-    if candidates.item_ids:
-        stage = time.perf_counter()
-        ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids, candidates.embedding)
-        candidates.stages["ranking"] = time.perf_counter() - stage
-        budget.check("ranking")
-        ids, scores = ranked.item_ids, ranked.scores
-        if body.diversity > 0:
-            ids, scores = rec.diversify(ids, scores, body.k, body.diversity)
-            budget.check("diversity")
-        result = Result(
-            ids[: body.k],
-            scores[: body.k],
-            candidates.is_fallback,
-            candidates.fallback_reason,
-            candidates.index,
-            candidates.stages,
-        )
-    request_id = record(state, "recommendations", started, body.user_id, result, rec.version)
-    return reply(
-        rec.item_json.items(rec.row_of, result.item_ids, result.scores),
-        {"X-Request-ID": request_id},
-        model_version=rec.version,
-        index=result.index or "",
-        is_fallback=result.is_fallback,
-        fallback_reason=result.fallback_reason,
+    if not candidates.item_ids:
+        return candidates
+    stage = time.perf_counter()
+    ranked, _ = rec.rank(user_query(body), feedback, candidates.item_ids, candidates.embedding)
+    candidates.stages["ranking"] = time.perf_counter() - stage
+    budget.check("ranking")
+    ids, scores = ranked.item_ids, ranked.scores
+    if body.diversity > 0:
+        ids, scores = rec.diversify(ids, scores, body.k, body.diversity)
+        budget.check("diversity")
+    return Result(
+        ids[: body.k],
+        scores[: body.k],
+        candidates.is_fallback,
+        candidates.fallback_reason,
+        candidates.index,
+        candidates.stages,
     )
