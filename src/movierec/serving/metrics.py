@@ -55,6 +55,14 @@ OFFLINE_NDCG = Gauge(
     multiprocess_mode="livemax",
 )
 FEEDBACK_EVENTS = Counter("feedback_events_total", "Feedback events stored, by event type", ["event"])
+# Every labelled series the service can count exists at 0 from a worker's start, so rate() and
+# increase() see its first events too (a series that appears already at 1 has no increase)
+FEEDBACK_TYPES = ("rating", "view", "click", "watch")  # schemas.FeedbackRequest.event
+FALLBACK_REASONS = ("unknown_user_no_history", "no_history")  # service.Recommender.retrieve
+for _event in FEEDBACK_TYPES:
+    FEEDBACK_EVENTS.labels(event=_event)
+for _reason in FALLBACK_REASONS:
+    FALLBACKS.labels(reason=_reason)
 # The quality gauges below are set by the one worker that computes them (serving/quality.py);
 # "livemostrecent" shows its value, and drops it when that worker dies.
 SERVED_PAIRS = Gauge(
