@@ -36,6 +36,7 @@ log = logging.getLogger("movierec.serving")
 BATCH = 500  # rows per transaction
 WRITE_ATTEMPTS = 5
 LINGER_SECONDS = 0.2  # how long the writer waits to fill a batch once it has a row
+LINGER_POLL_SECONDS = 0.01  # how often it looks at the queue meanwhile
 
 
 def _on_event_loop() -> bool:
@@ -139,12 +140,18 @@ class RequestLog:
             done = False
             # linger a little so a busy service writes a few large transactions rather than
             # one per request (each commit costs far more than a row: measured 16 % of a
-            # worker's CPU under the chain's load before)
+            # worker's CPU under the chain's load before). The writer sleeps, then takes what
+            # arrived: waiting on the queue instead woke this thread for every row put, a
+            # thread switch per request that cost about a fifth of a cached reply's time.
+            # It stops lingering once a batch is waiting, or half the queue, so a small queue
+            # never fills while the writer sleeps.
             deadline = time.monotonic() + LINGER_SECONDS
+            enough = min(BATCH, self.queue.maxsize // 2) - 1
+            while self.queue.qsize() < enough and time.monotonic() < deadline:
+                time.sleep(LINGER_POLL_SECONDS)
             while len(batch) < BATCH:
-                remaining = deadline - time.monotonic()
                 try:
-                    nxt = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                    nxt = self.queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
