@@ -91,3 +91,24 @@ def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Pat
         first.stop()
         second.stop()
         db.close()
+
+
+def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from movierec.serving import quality
+
+    monkeypatch.setattr(quality, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(quality, "ROWS_PER_PASS", 4)
+    settings = Settings(database_path=tmp_path / "q.sqlite")
+    db = Database(settings.database_path, 1.0, 0)
+    log = RequestLog(settings.database_path, settings=settings, db=db)
+    digest = QualityDigest(db, lambda: None, 600, 1, 100)
+    try:
+        assert digest.run_once() is not None  # the first pass starts from the newest rows: none yet
+        for n in range(5):
+            log.log(f"r{n}", n, "recommendations", "v", [n], [0.5], 1.0, False, None)
+        log.flush()
+        assert digest.run_once()["served_pairs"] == 4  # two chunks of two, then the pass stops
+        assert digest.run_once()["served_pairs"] == 5  # the rest on the next pass
+    finally:
+        log.close()
+        db.close()

