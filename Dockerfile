@@ -48,6 +48,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MOVIEREC_DATABASE_PATH=/var/lib/movierec/movierec.sqlite \
     MOVIEREC_MODEL_CACHE_DIR=/var/lib/movierec/models
 WORKDIR /opt/movierec
+# every movierec command reads params.yaml from its working folder, `serve` included
+COPY params.yaml ./
 VOLUME ["/var/lib/movierec"]
 USER 10001:10001
 EXPOSE 8000
