@@ -31,8 +31,8 @@ RUN pip install --no-deps -e . && pip check
 
 # ---- runtime -------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS pipeline
-# git: DVC works on a git checkout. Debian's own version of the release is taken (pinning one
-# would break the build as soon as the archive moves on).
+# git: DVC works on a git checkout. DL3008 (pin apt versions) is ignored: Debian's archive keeps
+# only a release's current version, so a pinned one breaks the build as soon as it moves on.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git \

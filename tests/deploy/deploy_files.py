@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -328,6 +329,33 @@ def parse_dockerfile(path: Path) -> Dockerfile:
         elif stages:
             stages[-1].instructions.append(Instruction(keyword, args, number))
     return Dockerfile(path, global_args, stages)
+
+
+# ---- Airflow's settings ----------------------------------------------------------------------
+
+
+def _airflow_options() -> dict[str, set[str]]:
+    """Every Airflow configuration option by section, from the installed Airflow's own template
+    (read as a file: importing Airflow's configuration would create an AIRFLOW_HOME)."""
+    spec = importlib.util.find_spec("airflow")
+    assert spec and spec.submodule_search_locations
+    templates = [Path(p) / "config_templates" / "config.yml" for p in spec.submodule_search_locations]
+    template = next(t for t in templates if t.exists())
+    sections = yaml.safe_load(template.read_text(encoding="utf-8"))
+    return {name: set(body.get("options") or {}) for name, body in sections.items()}
+
+
+def airflow_variable_problems(env: dict[str, str]) -> list[str]:
+    """``AIRFLOW__SECTION__KEY`` variables in ``env`` that name no Airflow option."""
+    options = _airflow_options()
+    problems = []
+    for name in env:
+        if not name.startswith("AIRFLOW__"):
+            continue
+        section, _, key = name[len("AIRFLOW__") :].lower().partition("__")
+        if key not in options.get(section, set()):
+            problems.append(name)
+    return problems
 
 
 # ---- .dockerignore ----------------------------------------------------------------------------

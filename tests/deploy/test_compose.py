@@ -21,6 +21,7 @@ from deploy_files import (
     PIPELINE_DOCKERFILE,
     ROOT,
     SERVICE_DOCKERFILE,
+    airflow_variable_problems,
     in_a_fresh_clone,
     interpolate,
     load_compose,
@@ -35,7 +36,6 @@ from deploy_files import (
     with_port,
 )
 from processes import free_port, stop_process_group, wait_until
-from test_dockerfiles import airflow_variable_problems
 
 from movierec.serving.auth import KeyRing
 from movierec.serving.settings import Settings

@@ -35,7 +35,7 @@ def _runs(job: str) -> str:
 
 
 def test_there_are_workflows() -> None:
-    assert [p.name for p in WORKFLOW_FILES] == ["ci.yml"]
+    assert "ci.yml" in [p.name for p in WORKFLOW_FILES]
 
 
 def test_actionlint_reports_nothing() -> None:
