@@ -18,6 +18,7 @@ from bundle_fixture import TinyProject, make_settings, metric_value
 from fastapi.testclient import TestClient
 
 from movierec.serving.app import create_app
+from movierec.serving.database import log_file_of
 from movierec.serving.settings import Settings
 from movierec.serving.store import EventStore, RequestLog
 
@@ -94,7 +95,7 @@ def test_a_request_over_its_time_budget_is_a_counted_503(tiny_project: TinyProje
 
 
 def _rows(path: Path) -> list[str]:
-    conn = sqlite3.connect(str(path))
+    conn = sqlite3.connect(str(log_file_of(path)))
     try:
         return [r[0] for r in conn.execute("SELECT request_id FROM request_logs ORDER BY time")]
     finally:
@@ -133,7 +134,7 @@ def test_a_full_log_queue_waits_briefly_before_dropping_and_counts_refused_batch
         assert 0.15 <= waited < 1.0 and log.dropped == 1  # back-pressure, then a counted drop
         log.queue = real
         # a batch the database keeps refusing (another writer holds the lock) is counted too
-        holder = sqlite3.connect(str(settings.database_path), isolation_level=None)
+        holder = sqlite3.connect(str(log_file_of(settings.database_path)), isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         before = metric_value(client.get("/metrics").text, "request_log_dropped_total")
         try:

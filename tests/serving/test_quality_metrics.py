@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from movierec.serving.database import Database
+from movierec.serving.database import LOG_SCHEMA, Database, log_file_of
 from movierec.serving.quality import FEEDBACK_LAG_SECONDS, QualityDigest, QualityWindow
 from movierec.serving.settings import Settings
 from movierec.serving.store import EventStore, RequestLog
@@ -46,10 +46,11 @@ def test_the_digest_reads_what_every_worker_logged_and_publishes_it(tmp_path: Pa
 
     settings = Settings(database_path=tmp_path / "q.sqlite", quality_window_seconds=600)
     db = Database(settings.database_path, 1.0, 0)
-    log = RequestLog(settings.database_path, settings=settings, db=db)
+    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
+    log = RequestLog(settings.database_path, settings=settings, db=log_db)
     events = EventStore(settings.database_path, settings, db)
     catalogue = {i: i for i in range(1, 11)}
-    digest = QualityDigest.for_service(db, lambda: catalogue, settings)
+    digest = QualityDigest.for_service(db, log_db, lambda: catalogue, settings)
     try:
         log.log("a", 1, "recommendations", "v", [1, 2, 3], [0.9, 0.8, 0.7], 1.0, False, None)
         log.log("b", 2, "recommendations", "v", [3, 4], [0.9, 0.8], 1.0, False, None)
@@ -74,14 +75,16 @@ def test_the_digest_reads_what_every_worker_logged_and_publishes_it(tmp_path: Pa
     finally:
         digest.stop()
         log.close()
+        log_db.close()
         db.close()
 
 
 def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Path) -> None:
     settings = Settings(database_path=tmp_path / "q.sqlite")
     db = Database(settings.database_path, 1.0, 0)
-    first = QualityDigest(db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
-    second = QualityDigest(db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
+    first = QualityDigest(db, log_db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    second = QualityDigest(db, log_db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
     try:
         assert first.run_once() is not None
         assert second.run_once() is None  # the lock is held
@@ -90,6 +93,7 @@ def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Pat
     finally:
         first.stop()
         second.stop()
+        log_db.close()
         db.close()
 
 
@@ -100,8 +104,9 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
     monkeypatch.setattr(quality, "ROWS_PER_PASS", 4)
     settings = Settings(database_path=tmp_path / "q.sqlite")
     db = Database(settings.database_path, 1.0, 0)
-    log = RequestLog(settings.database_path, settings=settings, db=db)
-    digest = QualityDigest(db, lambda: None, 600, 1, 100)
+    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
+    log = RequestLog(settings.database_path, settings=settings, db=log_db)
+    digest = QualityDigest(db, log_db, lambda: None, 600, 1, 100)
     try:
         assert digest.run_once() is not None  # the first pass starts from the newest rows: none yet
         for n in range(5):
@@ -111,4 +116,5 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
         assert digest.run_once()["served_pairs"] == 5  # the rest on the next pass
     finally:
         log.close()
+        log_db.close()
         db.close()

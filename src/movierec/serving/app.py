@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from movierec import __version__
 from movierec.serving.auth import KeyRing
 from movierec.serving.budget import OverBudget
-from movierec.serving.database import StoreUnavailable, open_database
+from movierec.serving.database import StoreUnavailable, log_file_of, open_database
 from movierec.serving.metrics import REQUESTS
 from movierec.serving.quality import QualityDigest
 from movierec.serving.reply_cache import ReplyCache
@@ -181,12 +181,14 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = open_database(settings.database_path, settings)
+        log_db = open_database(log_file_of(settings.database_path), settings, log=True)
         state = ServiceState(
             settings,
             EventStore(settings.database_path, settings, db),
-            RequestLog(settings.database_path, settings=settings, db=db),
+            RequestLog(settings.database_path, settings=settings, db=log_db),
             pointer=BundlePointer(settings.database_path, settings, db),
             db=db,
+            log_db=log_db,
             keys=KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, settings.host),
             replies=ReplyCache(settings.reply_cache_bytes),
         )
@@ -202,13 +204,14 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
             state.sync_with_pointer()  # a worker started after a reload serves the reloaded bundle
         state.follow_reloads(settings.reload_poll_seconds)
         quality = QualityDigest.for_service(
-            db, lambda: state.recommender.row_of if state.recommender else None, settings
+            db, log_db, lambda: state.recommender.row_of if state.recommender else None, settings
         )
         quality.start()  # coverage and interacted share, off the request path
         yield
         quality.stop()
         state.stop()
         state.log.close()
+        log_db.close()
         db.close()
 
     app = FastAPI(

@@ -49,6 +49,13 @@ CREATE TABLE IF NOT EXISTS bundle_pointer (
     version TEXT NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY, time REAL NOT NULL, space BLOB);
+"""
+
+# The request log lives in a file of its own beside the database (see log_file_of): it takes
+# a row per request, and sharing the file made every feedback write queue behind the log's
+# batches and checkpoints, and every read search a write-ahead log full of log pages.
+LOG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS request_logs (
     request_id TEXT PRIMARY KEY,
     time REAL NOT NULL,
@@ -64,6 +71,13 @@ CREATE TABLE IF NOT EXISTS request_logs (
 CREATE INDEX IF NOT EXISTS request_logs_time ON request_logs (time);
 CREATE TABLE IF NOT EXISTS write_probe (id INTEGER PRIMARY KEY, time REAL NOT NULL, space BLOB);
 """
+
+
+def log_file_of(database: Path) -> Path:
+    """The request log's file for the service database ``database``: ``NAME-requests.EXT`` beside it."""
+    database = Path(database)
+    return database.with_name(f"{database.stem}-requests{database.suffix or '.sqlite'}")
+
 
 # columns added after the first release: (table, column, declaration); added to older files on open
 MIGRATIONS = (("feedback", "received", "REAL"),)
@@ -118,8 +132,9 @@ def _unprobe(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM write_probe")
 
 
-def prepare(path: Path, timeout: float) -> str:
-    """Create (or upgrade) the database, prove it writable, and return its identity.
+def prepare(path: Path, timeout: float, schema: str = SCHEMA) -> str:
+    """Create (or upgrade) the database (``schema``: :data:`SCHEMA` or :data:`LOG_SCHEMA`),
+    prove it writable, and return its identity.
 
     Raises:
         StoreUnavailable: the file cannot be created, opened or written, with the reason.
@@ -133,14 +148,15 @@ def prepare(path: Path, timeout: float) -> str:
         conn = _open(path, timeout)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            columns = {
-                table: {row[1] for row in conn.execute(f"PRAGMA table_info({table})")} for table, _, _ in MIGRATIONS
-            }
-            for table, column, declaration in MIGRATIONS:
-                if column not in columns[table]:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            conn.executescript(POST_MIGRATION)
+            conn.executescript(schema)
+            if schema == SCHEMA:
+                columns = {
+                    table: {row[1] for row in conn.execute(f"PRAGMA table_info({table})")} for table, _, _ in MIGRATIONS
+                }
+                for table, column, declaration in MIGRATIONS:
+                    if column not in columns[table]:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+                conn.executescript(POST_MIGRATION)
             _probe(conn)
             _unprobe(conn)
         finally:
@@ -159,13 +175,16 @@ class Database:
         min_free_bytes: below this much free disk space the service reports not ready.
         expected_identity: the file's identity when the service started (``movierec serve``
             passes it to every worker); empty: the identity found when this object opens it.
+        schema: the tables the file holds (:data:`SCHEMA`, or :data:`LOG_SCHEMA` for the request log).
     """
 
-    def __init__(self, path: Path, timeout: float, min_free_bytes: int, expected_identity: str = ""):
+    def __init__(
+        self, path: Path, timeout: float, min_free_bytes: int, expected_identity: str = "", schema: str = SCHEMA
+    ):
         self.path = Path(path)
         self.timeout = timeout
         self.min_free_bytes = min_free_bytes
-        found = prepare(self.path, timeout) if not expected_identity else self._found_identity()
+        found = prepare(self.path, timeout, schema) if not expected_identity else self._found_identity()
         self.identity = expected_identity or found
         self._writer = _open(self.path, timeout)
         self._writer.execute("PRAGMA synchronous=NORMAL")
@@ -281,8 +300,11 @@ class Database:
         self._writer.close()
 
 
-def open_database(path: Path, settings: Any = None) -> Database:
-    """A :class:`Database` configured by the service settings (default: from the environment)."""
+def open_database(path: Path, settings: Any = None, log: bool = False) -> Database:
+    """A :class:`Database` configured by the service settings (default: from the environment).
+
+    ``log``: ``path`` is the request log's file (:func:`log_file_of`), not the service database.
+    """
     from movierec.serving.settings import Settings
 
     settings = settings or Settings()
@@ -290,5 +312,6 @@ def open_database(path: Path, settings: Any = None) -> Database:
         path,
         timeout=settings.database_timeout_seconds,
         min_free_bytes=settings.min_free_disk_bytes,
-        expected_identity=settings.database_identity,
+        expected_identity=settings.request_log_identity if log else settings.database_identity,
+        schema=LOG_SCHEMA if log else SCHEMA,
     )

@@ -1,7 +1,7 @@
 """Windowed quality gauges of what was served, computed off the request path.
 
 Every served list is already a row of the request log and every feedback event a row of
-the feedback table, both in the database every worker shares. One worker (the holder of a
+the feedback table, in the files every worker shares (the request log's beside the database). One worker (the holder of a
 lock file in the Prometheus multiprocess folder; any worker when there is one process)
 runs a background thread that, every ``quality_interval_seconds``, reads the rows added
 since its last pass (by rowid: an indexed range, at most ``ROWS_PER_PASS`` a pass, read
@@ -138,7 +138,8 @@ class QualityDigest:
     """Keeps a :class:`QualityWindow` up to date from the database and publishes the gauges.
 
     Args:
-        db: the service database.
+        db: the service database (feedback).
+        log_db: the request log's file.
         catalogue: returns the served bundle's item ids (None while no bundle is loaded).
         window: the window's length in seconds.
         interval: seconds between passes.
@@ -150,6 +151,7 @@ class QualityDigest:
     def __init__(
         self,
         db: Database,
+        log_db: Database,
         catalogue: Callable[[], Collection[int] | None],
         window: float,
         interval: float,
@@ -157,6 +159,7 @@ class QualityDigest:
         lock_dir: Path | None = None,
     ):
         self.db = db
+        self.log_db = log_db
         self.catalogue = catalogue
         self.interval = interval
         self.state = QualityWindow(window, max_pairs)
@@ -168,11 +171,14 @@ class QualityDigest:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_service(cls, db: Database, catalogue: Callable[[], Collection[int] | None], settings) -> QualityDigest:
+    def for_service(
+        cls, db: Database, log_db: Database, catalogue: Callable[[], Collection[int] | None], settings
+    ) -> QualityDigest:
         """A digest configured by the service settings, elected among the workers when there are several."""
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         return cls(
             db,
+            log_db,
             catalogue,
             window=settings.quality_window_seconds,
             interval=settings.quality_interval_seconds,
@@ -195,7 +201,7 @@ class QualityDigest:
 
     def _start_points(self) -> None:
         """Where the first pass reads from: the newest ``ROWS_PER_PASS`` log and feedback rows."""
-        last_log = self.db.read("SELECT COALESCE(MAX(rowid), 0) FROM request_logs")[0][0]
+        last_log = self.log_db.read("SELECT COALESCE(MAX(rowid), 0) FROM request_logs")[0][0]
         last_feedback = self.db.read("SELECT COALESCE(MAX(id), 0) FROM feedback")[0][0]
         self._log_rowid = max(0, int(last_log) - ROWS_PER_PASS)
         self._feedback_id = max(0, int(last_feedback) - ROWS_PER_PASS)
@@ -208,7 +214,7 @@ class QualityDigest:
         if self._log_rowid is None:
             self._start_points()
         for _ in range(ROWS_PER_PASS // CHUNK_ROWS):
-            rows = self.db.read(
+            rows = self.log_db.read(
                 "SELECT rowid, time, user_id, endpoint, item_ids FROM request_logs WHERE rowid > ? "
                 "ORDER BY rowid LIMIT ?",
                 (self._log_rowid, CHUNK_ROWS),

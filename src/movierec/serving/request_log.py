@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec.serving.database import Database, StoreUnavailable, open_database
+from movierec.serving.database import Database, StoreUnavailable, log_file_of, open_database
 from movierec.serving.metrics import LOG_DROPPED
 from movierec.serving.settings import Settings
 
@@ -55,7 +55,15 @@ def log_lists(item_ids: Sequence[int], scores: Sequence[float]) -> tuple[str, st
 
 
 class RequestLog:
-    """Writes request rows from a queue on a background thread, in small transactions."""
+    """Writes request rows from a queue on a background thread, in small transactions.
+
+    Args:
+        path: the service database; the rows go to the request log's own file beside it
+            (:func:`~movierec.serving.database.log_file_of`), unless ``db`` is given.
+        max_queue: rows the queue holds (default: the ``log_queue_size`` setting).
+        settings: the service settings (default: from the environment).
+        db: the request log's opened file.
+    """
 
     def __init__(
         self, path: Path, max_queue: int | None = None, settings: Settings | None = None, db: Database | None = None
@@ -69,7 +77,7 @@ class RequestLog:
         self.prune_seconds = settings.request_log_prune_seconds
         self.dropped = 0
         self._dropped_lock = threading.Lock()
-        self.db = db or open_database(self.path, settings)
+        self.db = db or open_database(log_file_of(self.path), settings, log=True)
         self._owns_db = db is None
         self._last_prune = 0.0
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)

@@ -9,7 +9,7 @@ import tempfile
 from movierec.errors import ParamsError
 from movierec.models.bundle import check_manifest
 from movierec.serving.auth import AuthConfigError, KeyRing
-from movierec.serving.database import prepare
+from movierec.serving.database import LOG_SCHEMA, log_file_of, prepare
 from movierec.serving.settings import Settings, load_service_settings
 
 
@@ -28,6 +28,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     """
     os.environ["MOVIEREC_HOST"] = host  # the workers decide from it whether keys are required
     os.environ.pop("MOVIEREC_DATABASE_IDENTITY", None)
+    os.environ.pop("MOVIEREC_REQUEST_LOG_IDENTITY", None)
     settings = load_service_settings()
     check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
     try:
@@ -40,6 +41,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     # one-line error instead of a traceback per worker; the workers (and any restarted later)
     # are pinned to this very file, so a file deleted while running is refused by all alike.
     os.environ["MOVIEREC_DATABASE_IDENTITY"] = prepare(settings.database_path, settings.database_timeout_seconds)
+    os.environ["MOVIEREC_REQUEST_LOG_IDENTITY"] = prepare(
+        log_file_of(settings.database_path), settings.database_timeout_seconds, LOG_SCHEMA
+    )
     pointer = BundlePointer(settings.database_path, Settings())
     pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
     pointer.close()

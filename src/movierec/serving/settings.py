@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     database_timeout_seconds: PositiveFloat = 1.0  # the longest a request waits for the database (then 503)
     min_free_disk_bytes: NonNegativeInt = 50 * 1024 * 1024  # less free space on the database's disk: /ready is 503
     database_identity: str = ""  # set by `movierec serve` for its workers (the file they must share)
+    request_log_identity: str = ""  # the same for the request log's file, beside the database
     # "auto": exact scoring ("brute") on catalogues of at most brute_max_items items, where it
     # was measured faster than an index (ML-100K: 0.15 ms against FAISS's 0.29 ms per
     # retrieval), FAISS above; or always "faiss", "scann" or "brute"

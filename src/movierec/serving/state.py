@@ -54,7 +54,8 @@ class ServiceState:
     recommender: Recommender | None = None
     not_ready_reason: str | None = "starting"
     pointer: BundlePointer | None = None
-    db: Database | None = None  # the database behind events, log and pointer (its health is /ready's)
+    db: Database | None = None  # the database behind events and pointer (its health is /ready's)
+    log_db: Database | None = None  # the request log's own file (its health too)
     keys: KeyRing = field(default_factory=KeyRing)
     active: ActiveUsers = field(default_factory=ActiveUsers)
     replies: ReplyCache = field(default_factory=lambda: ReplyCache(0))  # off unless the app sizes it
@@ -149,7 +150,11 @@ class ServiceState:
         """Why the service cannot serve every request now (no bundle, a database problem), or None."""
         if self.recommender is None:
             return self.not_ready_reason or "no bundle loaded"
-        return self.db.health() if self.db is not None else None
+        for db in (self.db, self.log_db):
+            reason = db.health() if db is not None else None
+            if reason is not None:
+                return reason
+        return None
 
     def stop(self) -> None:
         """Stop the reload follower (and wait for a load it is doing, at most 30 s)."""

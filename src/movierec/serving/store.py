@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from movierec.serving.database import Database, StoreUnavailable, open_database
+from movierec.serving.database import Database, StoreUnavailable, log_file_of, open_database
 from movierec.serving.request_log import RequestLog
 from movierec.serving.settings import Settings
 
@@ -123,13 +123,24 @@ class BundlePointer:
 
 
 def read_request_logs(path: Path) -> list[dict[str, Any]]:
-    """Every logged request as a dict (for replay and tests)."""
-    conn = sqlite3.connect(str(path))
-    conn.row_factory = sqlite3.Row
-    try:
-        rows = [dict(r) for r in conn.execute("SELECT * FROM request_logs ORDER BY time").fetchall()]
-    finally:
-        conn.close()
+    """Every logged request as a dict, oldest first (for replay and tests).
+
+    ``path`` is the service database; the rows are in the request log's file beside it
+    (:func:`~movierec.serving.database.log_file_of`), and rows that older versions wrote
+    into the database itself are read too, so an upgrade loses none.
+    """
+    rows: list[dict[str, Any]] = []
+    for source in (Path(path), log_file_of(path)):
+        if not source.exists():
+            continue
+        conn = sqlite3.connect(source.absolute().as_uri() + "?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        try:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_logs'").fetchone():
+                rows += [dict(r) for r in conn.execute("SELECT * FROM request_logs").fetchall()]
+        finally:
+            conn.close()
+    rows.sort(key=lambda row: row["time"])
     for row in rows:
         row["item_ids"] = json.loads(row["item_ids"])
         row["scores"] = json.loads(row["scores"])
