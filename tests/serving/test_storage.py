@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from movierec.serving.app import create_app
 from movierec.serving.database import LOG_SCHEMA, Database, StoreUnavailable, log_file_of, prepare
-from movierec.serving.store import RequestLog, read_request_logs
+from movierec.serving.store import EventStore, RequestLog, read_request_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -224,3 +224,21 @@ def test_serve_refuses_an_unusable_database_path_in_one_line(tiny_project: TinyP
     )
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr and "service database" in done.stderr, done.stderr[-2000:]
+
+
+def test_feedback_items_read_again_whenever_any_worker_wrote(tmp_path: Path) -> None:
+    """Two stores on one file stand in for two workers; each remembers what it read per data version."""
+    path = tmp_path / "events.sqlite"
+    one, two = EventStore(path), EventStore(path)
+    try:
+        assert one.items_of(5) == [] and one.items_of(5) == []  # the second answer is remembered
+        two.add(5, 42, None, "view", 1)  # another worker writes
+        assert one.items_of(5) == [42]
+        one.add(5, 43, 4.0, "rating", 2)  # this worker writes (its writer is another connection)
+        assert one.items_of(5) == [42, 43] and two.items_of(5) == [42, 43]
+        got = one.items_of(5)
+        got.append(99)  # a caller changing its list changes nothing remembered
+        assert one.items_of(5) == [42, 43]
+    finally:
+        one.close()
+        two.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from movierec.serving.request_log import RequestLog
 from movierec.serving.settings import Settings
 
 __all__ = ["BundlePointer", "EventStore", "RateLimited", "RequestLog", "StoreUnavailable", "read_request_logs"]
+
+
+SEEN_USERS = 100_000  # users whose feedback items one reading thread remembers (then it starts over)
 
 
 class RateLimited(Exception):
@@ -46,6 +50,7 @@ class EventStore:
         self.per_user = settings.feedback_per_user
         self.rate_limit = settings.feedback_rate_limit
         self.rate_window = settings.feedback_rate_window_seconds
+        self._seen = threading.local()  # per reading thread: users' items as of one data version
 
     def add(self, user_id: int, item_id: int, rating: float | None, event: str, timestamp: int) -> int:
         """Store one event and return its id.
@@ -74,13 +79,25 @@ class EventStore:
     def items_of(self, user_id: int) -> list[int]:
         """The user's ``feedback_per_user`` most recently posted feedback items, in the order of
         their timestamps. Recency is by arrival, not by the client's timestamp, so events
-        posted with timestamps far in the future cannot hold the window."""
-        rows = self.db.read(
-            "SELECT item_id FROM (SELECT item_id, timestamp, id FROM feedback WHERE user_id = ? "
-            "ORDER BY id DESC LIMIT ?) ORDER BY timestamp, id",
-            (user_id, self.per_user),
-        )
-        return [int(r[0]) for r in rows]
+        posted with timestamps far in the future cannot hold the window.
+
+        Every call asks SQLite whether any connection (of any worker) committed since this
+        thread last read (``PRAGMA data_version``, cheaper than the query); until one has,
+        the items this thread read for the user are still the answer.
+        """
+        version = self.db.read("PRAGMA data_version")[0][0]
+        seen = self._seen
+        if getattr(seen, "version", None) != version or len(seen.items) >= SEEN_USERS:
+            seen.version, seen.items = version, {}
+        found = seen.items.get(user_id)
+        if found is None:
+            rows = self.db.read(
+                "SELECT item_id FROM (SELECT item_id, timestamp, id FROM feedback WHERE user_id = ? "
+                "ORDER BY id DESC LIMIT ?) ORDER BY timestamp, id",
+                (user_id, self.per_user),
+            )
+            found = seen.items[user_id] = [int(r[0]) for r in rows]
+        return list(found)
 
     def all_events(self) -> list[tuple[int, int, float | None, str, int]]:
         """Every stored event (for retraining and replay)."""
