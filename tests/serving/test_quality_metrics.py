@@ -118,3 +118,38 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
         log.close()
         log_db.close()
         db.close()
+
+
+def test_repeated_lists_count_as_if_every_row_were_recorded(tmp_path: Path) -> None:
+    """A pass decodes each distinct list once; the window must end up as if it had recorded every row."""
+    settings = Settings(database_path=tmp_path / "q.sqlite")
+    db = Database(settings.database_path, 1.0, 0)
+    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
+    digest = QualityDigest(db, log_db, lambda: {1: 0, 2: 1, 3: 2, 4: 3}, 600, 1, 100)
+    now = time.time()
+    rows = [
+        (f"a{n}", now - 300 + n, 7, "recommendations", "v", "[1, 2]", "[0.5, 0.4]", 1.0, 0, None) for n in range(50)
+    ]
+    rows += [
+        (f"b{n}", now - 290 + n, 8, "recommendations", "v", "[1, 2]", "[0.5, 0.4]", 1.0, 0, None) for n in range(5)
+    ]
+    rows += [(f"c{n}", now - 200 + n, None, "similar", "v", "[3]", "[0.9]", 1.0, 0, None) for n in range(20)]
+    try:
+        assert digest.run_once(now) is not None  # starts from the newest rows: none yet
+        log_db.write(lambda conn: conn.executemany("INSERT INTO request_logs VALUES (?,?,?,?,?,?,?,?,?,?)", rows))
+        got = digest.run_once(now)
+        assert got["served_pairs"] == 4  # users 7 and 8, items 1 and 2
+        assert got["coverage_recommendations"] == 0.5 and got["coverage_similar"] == 0.25
+        window = digest.state
+        assert window.pairs[(7, 1)] == [now - 300, now - 251]  # first and last time it was served
+        assert window.feedback(now - 299, 7, 2)  # after the first serving: it counts
+        assert not window.feedback(now - 291, 8, 1)  # before user 8 was first served it
+        # the window forgets by the last serving (user 8's was at now - 286, user 7's at now - 251),
+        # in that order, though user 7 was served first
+        window.expire(now - 252 + 600)
+        assert (7, 1) in window.pairs and (8, 1) not in window.pairs
+        window.expire(now - 250 + 600)
+        assert not window.pairs
+    finally:
+        log_db.close()
+        db.close()
