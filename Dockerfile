@@ -47,9 +47,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MOVIEREC_BUNDLE_DIR=/opt/movierec/bundle \
     MOVIEREC_DATABASE_PATH=/var/lib/movierec/movierec.sqlite \
     MOVIEREC_MODEL_CACHE_DIR=/var/lib/movierec/models
+# `movierec serve` reads MOVIEREC_* only (no params.yaml): the working folder stays empty
 WORKDIR /opt/movierec
-# every movierec command reads params.yaml from its working folder, `serve` included
-COPY params.yaml ./
 VOLUME ["/var/lib/movierec"]
 USER 10001:10001
 EXPOSE 8000

@@ -56,3 +56,19 @@ def test_cli_chain_on_a_local_dataset(project: Path, csv_dataset: Path, capsys: 
     out = capsys.readouterr().out
     assert "prepared" in out and "split (user_temporal)" in out and "features for test" in out
     assert (project / "reports" / "split.json").exists()
+
+
+def test_the_service_commands_start_without_a_params_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A service host (a container) has no params.yaml: serve and its benchmark read MOVIEREC_* only."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "serve", "--url", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "no server answers" in err and "params" not in err
+    monkeypatch.setenv("MOVIEREC_BUNDLE_DIR", str(tmp_path / "nothing"))
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "manifest" in err and "params" not in err
+    assert main(["split"]) == 2  # the pipeline's commands still need it
+    assert "params.yaml not found" in capsys.readouterr().err

@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     p.add_argument("--log-level", default="warning")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, reads_params=False)  # the service's settings come from MOVIEREC_*
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_command", required=True)
     p = bench.add_parser(
@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=1, help="repeat the whole sequence; then the mean and spread")
     p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the results as JSON here")
     p.add_argument("--api-key", help="for a server that requires keys (better: MOVIEREC_BENCH_API_KEY, off argv)")
-    p.set_defaults(func=cmd_bench_serve)
+    p.set_defaults(func=cmd_bench_serve, reads_params=False)
 
     p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
     p.add_argument("--database", default="data/serving/movierec.sqlite", help="the service's SQLite file")
@@ -505,8 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     sub_name = getattr(args, f"{args.command}_command", None)
     try:
-        # checked against the typed settings (unknown keys, types, ranges), defaults filled in
-        settings = load_settings(args.params, args.profile)
+        # checked against the typed settings (unknown keys, types, ranges), defaults filled in;
+        # the service and its benchmark read none of them, so they start without a params file
+        reads_params = getattr(args, "reads_params", True)
+        settings = load_settings(args.params, args.profile) if reads_params else Settings()
         func(args, settings)
         stage = STAGE_OF.get((args.command, sub_name))
         if stage is not None:

@@ -30,7 +30,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     os.environ.pop("MOVIEREC_DATABASE_IDENTITY", None)
     os.environ.pop("MOVIEREC_REQUEST_LOG_IDENTITY", None)
     settings = load_service_settings()
-    check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
+    if not settings.model_uri:  # a registry address is fetched by each worker at start-up
+        check_manifest(settings.bundle_dir)  # a clear start-up error instead of a half-loaded server
     try:
         KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, host)
     except AuthConfigError as exc:
