@@ -1,19 +1,21 @@
 """``movierec bench serve``: the service's speed under load, measured with wrk, on loopback only.
 
-One run drives six scenarios back to back against a server that is already up, each with
+One run drives eight scenarios back to back against a server that is already up, each with
 the native load generator `wrk <https://github.com/wg/wrk>`_ (``apt-get install wrk``):
 
-========== ============================================ =========================================
-scenario   request                                      what it measures
-========== ============================================ =========================================
-floor      ``GET /api/v1/ping``                         HTTP, routing and JSON, no model
-retrieval  ``POST /api/v1/retrieval`` (k=100)           query tower + index + filters + metadata
-ranking    ``POST /api/v1/ranking`` (100 candidates)    query tower + pair features + ranker
-chain      ``POST /api/v1/recommendations``             retrieval of 100, ranking, top 10
-           (k=10, candidates=100)
-similar    ``GET /api/v1/items/{id}/similar`` (k=10)    nearest items in the embedding space
-feedback   ``POST /api/v1/feedback`` (a rating)         validation and one SQLite insert
-========== ============================================ =========================================
+=========== ============================================ =========================================
+scenario    request                                      what it measures
+=========== ============================================ =========================================
+floor       ``GET /api/v1/ping``                         HTTP, routing and JSON, no model
+retrieval   ``POST /api/v1/retrieval`` (k=100)           a known user's repeat: the reply cache
+retr-fresh  the same, with ``Cache-Control: no-cache``   query tower + index + filters + metadata
+ranking     ``POST /api/v1/ranking`` (100 candidates)    query tower + pair features + ranker
+chain       ``POST /api/v1/recommendations``             a known user's repeat: the reply cache
+            (k=10, candidates=100)
+chain-fresh the same, with ``Cache-Control: no-cache``   retrieval of 100, ranking, top 10
+similar     ``GET /api/v1/items/{id}/similar`` (k=10)    nearest items in the embedding space
+feedback    ``POST /api/v1/feedback`` (a rating)         validation and one SQLite insert
+=========== ============================================ =========================================
 
 Each scenario is a warm-up of ``--warmup`` seconds (not measured), then ``--duration``
 seconds measured, from ``--threads`` wrk threads holding ``--connections`` keep-alive
@@ -144,7 +146,7 @@ def _stderr(message: str) -> None:
 def _run_once(
     wrk: str, opts: Options, server: Server, users: list[int], popular: list[int], run: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    """One pass over the six scenarios: warm-up, then the measured load, with /metrics around it."""
+    """One pass over the scenarios: warm-up, then the measured load, with /metrics around it."""
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="movierec-bench-") as tmp:
         for scenario in build_scenarios(users, popular, run):
