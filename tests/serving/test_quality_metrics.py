@@ -121,7 +121,7 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
 
 
 def test_repeated_lists_count_as_if_every_row_were_recorded(tmp_path: Path) -> None:
-    """A pass decodes each distinct list once; the window must end up as if it had recorded every row."""
+    """A pass decodes each distinct list once; below the pair cap the window ends as if it had recorded every row."""
     settings = Settings(database_path=tmp_path / "q.sqlite")
     db = Database(settings.database_path, 1.0, 0)
     log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from movierec.serving.app import create_app
 from movierec.serving.database import LOG_SCHEMA, Database, StoreUnavailable, log_file_of, prepare
-from movierec.serving.store import EventStore, RequestLog, read_request_logs
+from movierec.serving.store import EventStore, read_request_logs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,20 +165,42 @@ def test_a_request_log_deleted_while_running_makes_ready_say_so(fresh: TestClien
     ready = fresh.get("/ready")
     assert ready.status_code == 503 and str(path) in ready.json()["reason"], ready.text
     assert not path.exists()
+    # a worker started later with the service's identity for the log refuses a new file alike
+    prepare(path, 0.5, LOG_SCHEMA)  # someone recreates it
+    later = Database(path, 0.5, 0, expected_identity=state.log_db.identity, schema=LOG_SCHEMA)
+    try:
+        with pytest.raises(StoreUnavailable, match="deleted or replaced"):
+            later.write(lambda conn: conn.execute("DELETE FROM write_probe"))
+    finally:
+        later.close()
 
 
-def test_rows_logged_before_the_log_had_its_own_file_are_still_read(tmp_path: Path) -> None:
+def test_rows_logged_before_the_log_had_its_own_file_move_there_at_start(
+    tiny_project: TinyProject, tmp_path: Path
+) -> None:
     database = tmp_path / "old.sqlite"
     conn = sqlite3.connect(str(database))
     conn.executescript(LOG_SCHEMA)  # what older versions kept in the database itself
-    conn.execute("INSERT INTO request_logs VALUES ('old', 1.0, 1, 'retrieval', 'v', '[5]', '[0.5]', 1.0, 0, NULL)")
+    stale = time.time() - 40 * 86400  # past the 30 days of retention
+    conn.execute(
+        "INSERT INTO request_logs VALUES ('stale', ?, 1, 'retrieval', 'v', '[4]', '[0.5]', 1.0, 0, NULL)", (stale,)
+    )
+    conn.execute(
+        "INSERT INTO request_logs VALUES ('old', ?, 1, 'retrieval', 'v', '[5]', '[0.5]', 1.0, 0, NULL)",
+        (time.time() - 60,),
+    )
     conn.commit()
     conn.close()
-    log = RequestLog(database)
-    log.log("new", 2, "recommendations", "v", [6], [0.25], 1.0, False, None)
-    log.close()
+    assert [r["request_id"] for r in read_request_logs(database)] == ["stale", "old"]  # read before any start
+    with TestClient(create_app(make_settings(tiny_project, database))) as client:
+        state = client.app.state.service
+        assert client.post("/api/v1/retrieval", json={"user_id": _known_user(client), "k": 2}).status_code == 200
+        state.log.flush()
+        with sqlite3.connect(str(database)) as main:
+            assert main.execute("SELECT name FROM sqlite_master WHERE name = 'request_logs'").fetchone() is None
+        state.log.prune()  # retention reaches the moved rows (the writer may have run it already)
     rows = read_request_logs(database)
-    assert [(r["request_id"], r["item_ids"]) for r in rows] == [("old", [5]), ("new", [6])]
+    assert [r["request_id"] for r in rows][:1] == ["old"] and len(rows) == 2 and rows[0]["item_ids"] == [5]
 
 
 @contextmanager
@@ -230,8 +252,12 @@ def test_feedback_items_read_again_whenever_any_worker_wrote(tmp_path: Path) -> 
     """Two stores on one file stand in for two workers; each remembers what it read per data version."""
     path = tmp_path / "events.sqlite"
     one, two = EventStore(path), EventStore(path)
+    queries: list[str] = []
+    read = one.db.read
+    one.db.read = lambda sql, args=(): queries.append(sql.split()[0]) or read(sql, args)  # type: ignore[method-assign]
     try:
-        assert one.items_of(5) == [] and one.items_of(5) == []  # the second answer is remembered
+        assert one.items_of(5) == [] and one.items_of(5) == []
+        assert queries == ["PRAGMA", "SELECT", "PRAGMA"]  # the second answer was remembered
         two.add(5, 42, None, "view", 1)  # another worker writes
         assert one.items_of(5) == [42]
         one.add(5, 43, 4.0, "rating", 2)  # this worker writes (its writer is another connection)

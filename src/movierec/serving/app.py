@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from movierec import __version__
 from movierec.serving.auth import KeyRing
 from movierec.serving.budget import OverBudget
-from movierec.serving.database import StoreUnavailable, log_file_of, open_database
+from movierec.serving.database import StoreUnavailable, log_file_of, move_legacy_request_log, open_database
 from movierec.serving.metrics import REQUESTS
 from movierec.serving.quality import QualityDigest
 from movierec.serving.reply_cache import ReplyCache
@@ -181,7 +181,13 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = open_database(settings.database_path, settings)
-        log_db = open_database(log_file_of(settings.database_path), settings, log=True)
+        try:
+            log_db = open_database(log_file_of(settings.database_path), settings, log=True)
+            if not settings.request_log_identity:  # `movierec serve` moved old rows before any worker
+                move_legacy_request_log(settings.database_path, settings.database_timeout_seconds)
+        except BaseException:
+            db.close()
+            raise
         state = ServiceState(
             settings,
             EventStore(settings.database_path, settings, db),

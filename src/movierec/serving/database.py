@@ -84,6 +84,43 @@ MIGRATIONS = (("feedback", "received", "REAL"),)
 POST_MIGRATION = "CREATE INDEX IF NOT EXISTS feedback_received ON feedback (user_id, received);"
 
 
+def move_legacy_request_log(database: Path, timeout: float) -> int:
+    """Move request-log rows that older versions kept in the database into the log's own file.
+
+    One transaction: the rows are copied into :func:`log_file_of` ``(database)`` (which
+    must exist, see :func:`prepare`) and the old table is dropped, so retention and the
+    quality gauges see every row again and none is left behind or read twice. Returns how
+    many rows moved (0, and no write, when there is no old table).
+
+    Raises:
+        StoreUnavailable: either file cannot be read or written now.
+    """
+    database = Path(database)
+    if not database.exists():
+        return 0
+    try:
+        conn = _open(database, timeout)
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_logs'")
+            if found.fetchone() is None:
+                return 0
+            conn.execute("ATTACH DATABASE ? AS log", (str(log_file_of(database)),))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                moved = conn.execute("INSERT OR IGNORE INTO log.request_logs SELECT * FROM main.request_logs").rowcount
+                conn.execute("DROP TABLE main.request_logs")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            log.info("moved %d request-log rows from %s into %s", moved, database, log_file_of(database))
+            return moved
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(_explain(exc, database, timeout)) from exc
+
+
 class StoreUnavailable(MovierecError):
     """The service database cannot serve this request now (busy, full, read-only, removed)."""
 

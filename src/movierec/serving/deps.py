@@ -66,11 +66,23 @@ def require(scope: str) -> Any:
     return check
 
 
+def wants_fresh(request: Request) -> bool:
+    """Whether the client asks for a reply computed anew: ``Cache-Control: no-cache`` or
+    ``max-age=0`` (what browsers send on a reload), or ``Pragma: no-cache``."""
+    control = request.headers.get("cache-control")
+    if control is not None:
+        control = control.lower().replace(" ", "")
+        if "no-cache" in control or "max-age=0" in control:
+            return True
+    pragma = request.headers.get("pragma")
+    return pragma is not None and "no-cache" in pragma.lower()
+
+
 class Serving(NamedTuple):
     """The state and the current recommender, for a request whose key was checked.
 
-    ``fresh``: the request sent ``Cache-Control: no-cache``, asking for a reply computed anew
-    rather than one kept from an identical earlier request (see ``serving/reply_cache.py``).
+    ``fresh``: the request asks for a reply computed anew rather than one kept from an
+    identical earlier request (:func:`wants_fresh`; see ``serving/reply_cache.py``).
     """
 
     state: ServiceState
@@ -91,8 +103,7 @@ def serving(scope: str) -> Any:
         current = state.recommender
         if current is None:
             raise HTTPException(503, detail=f"no bundle loaded: {state.not_ready_reason}")
-        control = request.headers.get("cache-control")
-        return Serving(state, current, control is not None and "no-cache" in control.lower())
+        return Serving(state, current, wants_fresh(request))
 
     return get
 

@@ -221,8 +221,9 @@ class QualityDigest:
             )
             # the same list to the same user (a page reloaded, a reply from the reply cache)
             # comes back again and again: each distinct one is decoded and recorded once, at
-            # the first and the last time it was served, which leaves the window as it would
-            # be after recording every row, for a fraction of the work
+            # the first and the last time it was served. That leaves the window as recording
+            # every row would, for a fraction of the work, except when the pair cap evicts
+            # within one chunk: a pair may then keep an earlier first serving than it would
             spans: dict[tuple[str, int | None, str], list[float]] = {}
             for rowid, at, user_id, endpoint, item_ids in rows:
                 key = (endpoint, user_id if endpoint == CHAIN else None, item_ids)

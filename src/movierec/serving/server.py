@@ -9,7 +9,7 @@ import tempfile
 from movierec.errors import ParamsError
 from movierec.models.bundle import check_manifest
 from movierec.serving.auth import AuthConfigError, KeyRing
-from movierec.serving.database import LOG_SCHEMA, log_file_of, prepare
+from movierec.serving.database import LOG_SCHEMA, log_file_of, move_legacy_request_log, prepare
 from movierec.serving.settings import Settings, load_service_settings
 
 
@@ -45,6 +45,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
     os.environ["MOVIEREC_REQUEST_LOG_IDENTITY"] = prepare(
         log_file_of(settings.database_path), settings.database_timeout_seconds, LOG_SCHEMA
     )
+    move_legacy_request_log(settings.database_path, settings.database_timeout_seconds)
     pointer = BundlePointer(settings.database_path, Settings())
     pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
     pointer.close()

@@ -8,6 +8,7 @@ comes from the event store on every call, so all worker processes agree.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -59,6 +60,9 @@ class UserQuery:
     occupation: str | None = None
 
 
+_LOADS = itertools.count(1)
+
+
 @dataclass
 class Result:
     """Ranked items with scores and how they were produced."""
@@ -86,6 +90,9 @@ class Recommender:
         layout = BundleLayout(bundle_dir)
         self.manifest = check_manifest(bundle_dir)
         self.version = self.manifest["version"]
+        # this load among every load of the process: what the reply cache belongs to (a bundle
+        # reloaded under the same version label is still another load)
+        self.load_id = next(_LOADS)
         # SavedModels whose content is unchanged since an earlier load are reused (TensorFlow
         # never frees part of every load: without this, each reload grew the worker)
         with reuse(bundle_dir, self.manifest["parts"]):

@@ -25,7 +25,9 @@ from movierec.serving.settings import Settings
 __all__ = ["BundlePointer", "EventStore", "RateLimited", "RequestLog", "StoreUnavailable", "read_request_logs"]
 
 
-SEEN_USERS = 100_000  # users whose feedback items one reading thread remembers (then it starts over)
+# feedback items (and users) one reading thread remembers before it starts over: at most
+# some tens of megabytes, however many users post feedback between two commits
+SEEN_ITEMS = 1_000_000
 
 
 class RateLimited(Exception):
@@ -87,8 +89,8 @@ class EventStore:
         """
         version = self.db.read("PRAGMA data_version")[0][0]
         seen = self._seen
-        if getattr(seen, "version", None) != version or len(seen.items) >= SEEN_USERS:
-            seen.version, seen.items = version, {}
+        if getattr(seen, "version", None) != version or seen.count >= SEEN_ITEMS:
+            seen.version, seen.items, seen.count = version, {}, 0
         found = seen.items.get(user_id)
         if found is None:
             rows = self.db.read(
@@ -97,6 +99,7 @@ class EventStore:
                 (user_id, self.per_user),
             )
             found = seen.items[user_id] = [int(r[0]) for r in rows]
+            seen.count += len(found) + 1
         return list(found)
 
     def all_events(self) -> list[tuple[int, int, float | None, str, int]]:
@@ -143,8 +146,9 @@ def read_request_logs(path: Path) -> list[dict[str, Any]]:
     """Every logged request as a dict, oldest first (for replay and tests).
 
     ``path`` is the service database; the rows are in the request log's file beside it
-    (:func:`~movierec.serving.database.log_file_of`), and rows that older versions wrote
-    into the database itself are read too, so an upgrade loses none.
+    (:func:`~movierec.serving.database.log_file_of`). Rows that older versions wrote into
+    the database itself are read too until the service next starts and moves them
+    (:func:`~movierec.serving.database.move_legacy_request_log`).
     """
     rows: list[dict[str, Any]] = []
     for source in (Path(path), log_file_of(path)):

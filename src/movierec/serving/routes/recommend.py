@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Response
 
 from movierec.serving.budget import Budget
 from movierec.serving.deps import Reader, check_genres, check_user, record, user_query
-from movierec.serving.reply_cache import Reply, cache_key
+from movierec.serving.reply_cache import Reply, cache_key, feedback_digest
 from movierec.serving.responses import json_response, reply, reply_body
 from movierec.serving.schemas import (
     RankingRequest,
@@ -61,6 +61,12 @@ def _retrieve(rec: Recommender, body: RetrievalRequest, k: int, feedback: list[i
     )
 
 
+def _cacheable(rec: Recommender, body: RetrievalRequest, feedback: list[int]) -> bool:
+    """Whether the reply is worth keeping: a user the bundle knows, or one with feedback (a
+    made-up id gets the cheap popular list, and must not push real users' replies out)."""
+    return bool(feedback) or rec.known_user(body.user_id)
+
+
 def _body(rec: Recommender, result: Result) -> bytes:
     """The reply to a retrieval or a recommendations request."""
     return reply_body(
@@ -84,14 +90,15 @@ async def retrieval(body: RetrievalRequest, served: Reader) -> Response:
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
     index = _index(rec, state, body)
-    key = cache_key("retrieval", body, feedback, index)
-    kept = None if fresh else state.replies.get(rec.version, key)
+    key = cache_key("retrieval", body, index) if _cacheable(rec, body, feedback) else None
+    digest = feedback_digest(feedback)
+    kept = None if fresh else state.replies.get(rec.load_id, key, digest)
     result = kept.result if kept is not None else None
     if kept is None:
         result = _retrieve(rec, body, body.k, feedback, index)
         budget.check("retrieval")
-        kept = Reply.of(_body(rec, result), result)
-        state.replies.put(rec.version, key, kept)
+        kept = Reply.of(_body(rec, result), result, digest)
+        state.replies.put(rec.load_id, key, kept)
     request_id = record(state, "retrieval", started, body.user_id, result, rec.version, logged=kept.logged)
     return json_response(kept.body, {"X-Request-ID": request_id})
 
@@ -138,13 +145,14 @@ async def recommendations(body: RecommendationRequest, served: Reader) -> Respon
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
     index = _index(rec, state, body)
-    key = cache_key("recommendations", body, feedback, index)
-    kept = None if fresh else state.replies.get(rec.version, key)
+    key = cache_key("recommendations", body, index) if _cacheable(rec, body, feedback) else None
+    digest = feedback_digest(feedback)
+    kept = None if fresh else state.replies.get(rec.load_id, key, digest)
     result = kept.result if kept is not None else None
     if kept is None:
         result = _chain(rec, body, feedback, index, budget)
-        kept = Reply.of(_body(rec, result), result)
-        state.replies.put(rec.version, key, kept)
+        kept = Reply.of(_body(rec, result), result, digest)
+        state.replies.put(rec.load_id, key, kept)
     request_id = record(state, "recommendations", started, body.user_id, result, rec.version, logged=kept.logged)
     return json_response(kept.body, {"X-Request-ID": request_id})
 
