@@ -188,8 +188,9 @@ def test_dvc_pull_step_pulls_when_the_remote_is_there(tmp_path: Path) -> None:
     clone.parent.mkdir()
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
     remote = subprocess.run(
-        ["dvc", "remote", "list"], cwd=clone, env=tool_env(), capture_output=True, text=True, check=True
-    ).stdout.split()[1]
+        ["dvc", "config", "remote.local.url"], cwd=clone, env=tool_env(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert Path(remote).is_absolute() and Path(remote).parent == clone.parent  # beside the checkout
     Path(remote).mkdir(parents=True)
     pull = next(s for s in _steps("dvc") if s.get("id") == "pull")
     output = tmp_path / "output.txt"
