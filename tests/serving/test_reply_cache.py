@@ -84,7 +84,7 @@ def test_the_byte_bound_holds_for_the_memory_really_used() -> None:
         before = tracemalloc.get_traced_memory()[0]
         for user in range(2000):
             result = Result(list(range(user, user + 10)), [0.5] * 10)
-            key = cache_key("recommendations", RecommendationRequest(user_id=user, k=10), "brute")
+            key = cache_key("recommendations", RecommendationRequest(user_id=user, k=10), "brute", user)
             cache.put(1, key, Reply.of(body + str(user).encode(), result, feedback_digest(feedback + [user])))
         used = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -94,24 +94,24 @@ def test_the_byte_bound_holds_for_the_memory_really_used() -> None:
 
 def test_the_key_covers_every_parameter_of_the_reply_and_skips_requests_with_their_own_user() -> None:
     base = RecommendationRequest(user_id=3, k=10)
-    key = cache_key("recommendations", base, "brute")
-    assert key == cache_key("recommendations", RecommendationRequest(user_id=3, k=10), "brute")
+    key = cache_key("recommendations", base, "brute", 3)
+    assert key == cache_key("recommendations", RecommendationRequest(user_id=3, k=10), "brute", 3)
     variants = [
-        cache_key("recommendations", RecommendationRequest(user_id=4, k=10), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=11), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, candidates=50), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, diversity=0.5), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, exclude_seen=False), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, filters={"genres": ["Drama"]}), "brute"),
-        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, filters={"year_min": 1990}), "brute"),
-        cache_key("recommendations", base, "faiss"),
-        cache_key("retrieval", RetrievalRequest(user_id=3, k=10), "brute"),
+        cache_key("recommendations", RecommendationRequest(user_id=4, k=10), "brute", 4),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=11), "brute", 3),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, candidates=50), "brute", 3),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, diversity=0.5), "brute", 3),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, exclude_seen=False), "brute", 3),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, filters={"genres": ["Drama"]}), "brute", 3),
+        cache_key("recommendations", RecommendationRequest(user_id=3, k=10, filters={"year_min": 1990}), "brute", 3),
+        cache_key("recommendations", base, "faiss", 3),
+        cache_key("retrieval", RetrievalRequest(user_id=3, k=10), "brute", 3),
     ]
     assert key is not None and None not in variants
     assert len({key, *variants}) == len(variants) + 1
-    assert cache_key("retrieval", RetrievalRequest(user_id=3, history=[1, 2]), "brute") is None
-    assert cache_key("retrieval", RetrievalRequest(user_id=3, user_features={"age": 30}), "brute") is None
-    assert cache_key("retrieval", RetrievalRequest(history=[1, 2]), "brute") is None
+    assert cache_key("retrieval", RetrievalRequest(user_id=3, history=[1, 2]), "brute", 3) is None
+    assert cache_key("retrieval", RetrievalRequest(user_id=3, user_features={"age": 30}), "brute", 3) is None
+    assert cache_key("retrieval", RetrievalRequest(history=[1, 2]), "brute", None) is None
 
 
 # --- through the service -----------------------------------------------------------------------------------
@@ -182,11 +182,17 @@ def test_a_reload_serves_no_reply_of_the_previous_load_even_under_the_same_versi
         assert state.replies.load_id == state.recommender.load_id
 
 
-def test_made_up_user_ids_are_not_kept(tiny_project: TinyProject, tmp_path: Path) -> None:
+def test_made_up_user_ids_share_one_kept_reply(tiny_project: TinyProject, tmp_path: Path) -> None:
     with _app(tiny_project, tmp_path / "s.sqlite") as client:
-        for user in range(10**9, 10**9 + 20):
-            assert client.post(RECS, json={"user_id": user, "k": 3}).json()["is_fallback"] is True
-        assert len(client.app.state.service.replies) == 0
+        replies = [client.post(RECS, json={"user_id": user, "k": 3}) for user in range(10**9, 10**9 + 20)]
+        assert all(r.json()["is_fallback"] for r in replies) and len({r.content for r in replies}) == 1
+        assert len(client.app.state.service.replies) == 1
+        # what the shared reply stands for: computed anew, every such id gets those same bytes
+        fresh = {
+            client.post(RECS, json={"user_id": u, "k": 3}, headers={"Cache-Control": "no-cache"}).content
+            for u in (10**9 + 100, 10**12, 7_000_000)
+        }
+        assert fresh == {replies[0].content}
 
 
 @pytest.mark.parametrize(

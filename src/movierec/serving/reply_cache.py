@@ -15,9 +15,10 @@ What keeps a kept reply correct:
   replaces the old one under the same key;
 - the cache belongs to one bundle load (:attr:`Recommender.load_id`) and empties itself
   when another is served, even one carrying the same version label;
-- requests with a history or demographics of their own are never cached, nor are users the
-  bundle does not know who have no feedback either (their popular list is cheap, and a
-  client cycling made-up ids would otherwise push real users' replies out).
+- requests with a history or demographics of their own are never cached; ids the bundle
+  knows nothing of (no events, no demographics, no feedback) all get the same reply, so
+  they share one kept reply, and a client cycling made-up ids cannot push real users'
+  replies out.
 
 The cache is bounded in bytes (``MOVIEREC_REPLY_CACHE_BYTES``, 0 turns it off), counting
 each reply's body, its request-log columns, its key and the bookkeeping around them, and
@@ -82,7 +83,7 @@ class Reply:
         return len(self.body) + len(self.logged[0]) + len(self.logged[1]) + _OVERHEAD_BYTES
 
 
-def cache_key(endpoint: str, body: Any, index: str) -> Hashable | None:
+def cache_key(endpoint: str, body: Any, index: str, user: int | None) -> Hashable | None:
     """The parameters a reply to ``body`` depends on besides the feedback, or None when it
     must not be cached (the request describes its user itself, or names none).
 
@@ -90,13 +91,15 @@ def cache_key(endpoint: str, body: Any, index: str) -> Hashable | None:
         endpoint: the route (``retrieval`` or ``recommendations``).
         body: a :class:`~movierec.serving.schemas.RetrievalRequest` or a subclass.
         index: the index the request resolved to.
+        user: whom the reply depends on: ``body.user_id``, or None for any id the bundle
+            knows nothing of (they all get the same reply).
     """
     if body.user_id is None or body.history or body.user_features is not None:
         return None
     filters = body.filters
     return (
         endpoint,
-        body.user_id,
+        user,
         body.k,
         getattr(body, "candidates", None),
         getattr(body, "diversity", None),

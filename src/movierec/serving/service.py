@@ -97,6 +97,7 @@ class Recommender:
         # never frees part of every load: without this, each reload grew the worker)
         with reuse(bundle_dir, self.manifest["parts"]):
             self.users = load_users(layout.ranking)
+            self._demographic_ids = frozenset(self.users.user_id.tolist()) if self.users is not None else frozenset()
             self.retrieval = LoadedRetrieval(layout.retrieval, self.users)
             self.catalogue = self.retrieval.catalogue
             self.item_embeddings = self.retrieval.embed_items()
@@ -148,6 +149,14 @@ class Recommender:
     def known_user(self, user_id: int | None) -> bool:
         """Whether the bundle's data holds events of this user."""
         return user_id is not None and int(user_id) in self.histories
+
+    def anonymous(self, user_id: int | None) -> bool:
+        """Whether the bundle knows nothing of this user: no events and no demographics. Such
+        ids all share one out-of-vocabulary slot in the towers, so (without feedback or a
+        history) every one of them gets the same reply."""
+        if self.known_user(user_id):
+            return False
+        return user_id is None or int(user_id) not in self._demographic_ids
 
     def history_of(self, query: UserQuery, feedback: list[int]) -> list[int]:
         """Known events, then the request's history, then feedback; known items only, deduplicated."""

@@ -61,10 +61,11 @@ def _retrieve(rec: Recommender, body: RetrievalRequest, k: int, feedback: list[i
     )
 
 
-def _cacheable(rec: Recommender, body: RetrievalRequest, feedback: list[int]) -> bool:
-    """Whether the reply is worth keeping: a user the bundle knows, or one with feedback (a
-    made-up id gets the cheap popular list, and must not push real users' replies out)."""
-    return bool(feedback) or rec.known_user(body.user_id)
+def _cache_user(rec: Recommender, body: RetrievalRequest, feedback: list[int]) -> int | None:
+    """Whom a reply depends on: the user, or None for an id the bundle knows nothing of and
+    that has no feedback (every such id gets the same reply, so they share one kept reply,
+    and a client cycling made-up ids cannot push real users' replies out)."""
+    return None if not feedback and rec.anonymous(body.user_id) else body.user_id
 
 
 def _body(rec: Recommender, result: Result) -> bytes:
@@ -90,7 +91,7 @@ async def retrieval(body: RetrievalRequest, served: Reader) -> Response:
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
     index = _index(rec, state, body)
-    key = cache_key("retrieval", body, index) if _cacheable(rec, body, feedback) else None
+    key = cache_key("retrieval", body, index, _cache_user(rec, body, feedback))
     digest = feedback_digest(feedback)
     kept = None if fresh else state.replies.get(rec.load_id, key, digest)
     result = kept.result if kept is not None else None
@@ -145,7 +146,7 @@ async def recommendations(body: RecommendationRequest, served: Reader) -> Respon
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
     index = _index(rec, state, body)
-    key = cache_key("recommendations", body, index) if _cacheable(rec, body, feedback) else None
+    key = cache_key("recommendations", body, index, _cache_user(rec, body, feedback))
     digest = feedback_digest(feedback)
     kept = None if fresh else state.replies.get(rec.load_id, key, digest)
     result = kept.result if kept is not None else None
