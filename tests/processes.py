@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+
+import pytest
 
 
 def free_port() -> int:
@@ -34,3 +37,14 @@ def stop_process_group(process: subprocess.Popen) -> int:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
     return process.returncode
+
+
+def monitoring_binary(name: str, package: str) -> str:
+    """A Debian monitoring binary (prometheus, promtool, the Pushgateway): skips the test without it,
+    or fails it under ``MOVIEREC_REQUIRE_PROMETHEUS`` (CI), where it must run."""
+    binary = shutil.which(name)
+    if binary is None:
+        if os.environ.get("MOVIEREC_REQUIRE_PROMETHEUS"):
+            pytest.fail(f"{name} is not installed (make test installs it: apt-get install {package})")
+        pytest.skip(f"{name} is not installed; `make test` installs it (Debian package {package})")
+    return binary

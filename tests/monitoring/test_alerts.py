@@ -6,9 +6,7 @@ tests skip, unless ``MOVIEREC_REQUIRE_PROMETHEUS`` is set (as ``.ci/run`` does):
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -18,6 +16,7 @@ from typing import Any
 import prometheus_client
 import pytest
 import yaml
+from processes import monitoring_binary
 from prometheus_client.metrics import MetricWrapperBase
 
 from movierec.serving import metrics as serving_metrics
@@ -49,12 +48,7 @@ KEYWORDS |= {"inf", "nan"}
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The promtool binary; skips without one, fails instead under ``MOVIEREC_REQUIRE_PROMETHEUS``."""
-    binary = shutil.which("promtool")
-    if binary is None:
-        if os.environ.get("MOVIEREC_REQUIRE_PROMETHEUS"):
-            pytest.fail("promtool is not installed (make test installs it: apt-get install prometheus)")
-        pytest.skip("promtool is not installed; `make test` installs it (Debian package prometheus)")
-    return binary
+    return monitoring_binary("promtool", "prometheus")
 
 
 def _run(promtool: str, *args: str) -> str:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 from bundle_fixture import API_KEY, TinyProject, chdir, free_port, stop_process_group, wait_until
+from processes import monitoring_binary
 from prometheus_client.parser import text_string_to_metric_families
 
 from movierec.grafana.promql import interval, metric_names, rate_interval, substitute
@@ -34,15 +35,6 @@ SCRAPE_SECONDS = 1
 MAX_DATA_POINTS = 200
 LOAD_SECONDS = 8.0
 pytestmark = pytest.mark.integration
-
-
-def _binary(name: str, package: str) -> str:
-    binary = shutil.which(name)
-    if binary is None:
-        if os.environ.get("MOVIEREC_REQUIRE_PROMETHEUS"):
-            pytest.fail(f"{name} is not installed (make test installs it: apt-get install {package})")
-        pytest.skip(f"{name} is not installed; `make test` installs it")
-    return binary
 
 
 def _start(argv: list[str], log: Path, **kwargs: Any) -> subprocess.Popen:
@@ -161,8 +153,8 @@ def _exposed(text: str) -> set[str]:
 def test_every_dashboard_panel_shows_data(
     tiny_project: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prometheus_binary = _binary("prometheus", "prometheus")
-    gateway_binary = _binary("prometheus-pushgateway", "prometheus-pushgateway")
+    prometheus_binary = monitoring_binary("prometheus", "prometheus")
+    gateway_binary = monitoring_binary("prometheus-pushgateway", "prometheus-pushgateway")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     api_port, gateway_port, prom_port = free_port(), free_port(), free_port()
     base, gateway, prom = f"http://127.0.0.1:{api_port}", f"127.0.0.1:{gateway_port}", f"http://127.0.0.1:{prom_port}"

@@ -11,22 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 from bundle_fixture import TinyProject, free_port, stop_process_group, wait_until
+from processes import monitoring_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def _prometheus() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("MOVIEREC_REQUIRE_PROMETHEUS"):
-            pytest.fail("prometheus is not installed (make test installs it: apt-get install prometheus)")
-        pytest.skip("prometheus is not installed; `make test` installs it")
-    return binary
-
-
 def test_prometheus_scrapes_the_service(tiny_project: TinyProject, tmp_path: Path) -> None:
-    binary = _prometheus()
+    binary = monitoring_binary("prometheus", "prometheus")
     api_port, prom_port = free_port(), free_port()
     env = {**os.environ, **tiny_project.env(tmp_path / "serve.sqlite")}
     api = subprocess.Popen(

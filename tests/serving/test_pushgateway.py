@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,20 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 from bundle_fixture import TinyProject, chdir, free_port, stop_process_group, wait_until
+from processes import monitoring_binary
 
 from movierec.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-
-
-def _binary(name: str, package: str) -> str:
-    binary = shutil.which(name)
-    if binary is None:
-        if os.environ.get("MOVIEREC_REQUIRE_PROMETHEUS"):
-            pytest.fail(f"{name} is not installed (make test installs it: apt-get install {package})")
-        pytest.skip(f"{name} is not installed; `make test` installs it")
-    return binary
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
@@ -34,8 +25,8 @@ def _start(argv: list[str]) -> subprocess.Popen:
 def test_pushed_training_metrics_are_queryable_in_prometheus(
     tiny_project: TinyProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gateway_binary = _binary("prometheus-pushgateway", "prometheus-pushgateway")
-    prometheus_binary = _binary("prometheus", "prometheus")
+    gateway_binary = monitoring_binary("prometheus-pushgateway", "prometheus-pushgateway")
+    prometheus_binary = monitoring_binary("prometheus", "prometheus")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     project = tmp_path / "project"
     shutil.copytree(tiny_project.root, project, ignore=shutil.ignore_patterns("mlflow"))

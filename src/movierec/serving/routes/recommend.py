@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException, Response
 
 from movierec.serving.budget import Budget
-from movierec.serving.deps import Reader, check_genres, check_user, record, user_query
+from movierec.serving.deps import Reader, Serving, check_genres, check_user, record, user_query
 from movierec.serving.reply_cache import Reply, cache_key, feedback_digest
 from movierec.serving.responses import json_response, reply, reply_body
 from movierec.serving.schemas import (
@@ -79,29 +80,45 @@ def _body(rec: Recommender, result: Result) -> bytes:
     )
 
 
-@router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
-async def retrieval(body: RetrievalRequest, served: Reader) -> Response:
-    """The top ``k`` items from the two-tower model through the chosen index; a user with
-    neither known events nor a history gets the popular list (``is_fallback``). A repeat of
-    a known user's request is answered from the reply cache (``serving/reply_cache.py``)
-    unless it sends ``Cache-Control: no-cache``."""
+def _answer(
+    endpoint: str,
+    body: RetrievalRequest,
+    served: Serving,
+    compute: Callable[[Recommender, list[int], str, Budget], Result],
+) -> Response:
+    """A retrieval or recommendations reply: from the reply cache when it holds one for these
+    inputs (see ``serving/reply_cache.py``), else ``compute(rec, feedback, index, budget)``."""
     started = time.perf_counter()
     state, rec, fresh = served
     budget = Budget(state.settings.request_budget_seconds, started)
     feedback = _feedback(state, body.user_id)
     budget.check("feedback")
     index = _index(rec, state, body)
-    key = cache_key("retrieval", body, index, _cache_user(rec, body, feedback))
+    key = cache_key(endpoint, body, index, _cache_user(rec, body, feedback))
     digest = feedback_digest(feedback)
     kept = None if fresh else state.replies.get(rec.load_id, key, digest)
     result = kept.result if kept is not None else None
     if kept is None:
-        result = _retrieve(rec, body, body.k, feedback, index)
-        budget.check("retrieval")
+        result = compute(rec, feedback, index, budget)
         kept = Reply.of(_body(rec, result), result, digest)
         state.replies.put(rec.load_id, key, kept)
-    request_id = record(state, "retrieval", started, body.user_id, result, rec.version, logged=kept.logged)
+    request_id = record(state, endpoint, started, body.user_id, result, rec.version, logged=kept.logged)
     return json_response(kept.body, {"X-Request-ID": request_id})
+
+
+@router.post("/retrieval", response_model=RetrievalResponse, summary="Candidates for a user")
+async def retrieval(body: RetrievalRequest, served: Reader) -> Response:
+    """The top ``k`` items from the two-tower model through the chosen index; a user with
+    neither known events nor a history gets the popular list (``is_fallback``). A repeat of
+    a known user's request is answered from the reply cache (``serving/reply_cache.py``)
+    unless it asks for a fresh reply (``Cache-Control: no-cache``)."""
+
+    def compute(rec: Recommender, feedback: list[int], index: str, budget: Budget) -> Result:
+        result = _retrieve(rec, body, body.k, feedback, index)
+        budget.check("retrieval")
+        return result
+
+    return _answer("retrieval", body, served, compute)
 
 
 @router.post("/ranking", response_model=RankingResponse, summary="Score and order candidates")
@@ -139,23 +156,10 @@ async def ranking(body: RankingRequest, served: Reader) -> Response:
 async def recommendations(body: RecommendationRequest, served: Reader) -> Response:
     """Candidates (retrieval), business filters, ranking, then an optional genre-diversity
     re-rank. A repeat of a known user's request is answered from the reply cache unless it
-    sends ``Cache-Control: no-cache``."""
-    started = time.perf_counter()
-    state, rec, fresh = served
-    budget = Budget(state.settings.request_budget_seconds, started)
-    feedback = _feedback(state, body.user_id)
-    budget.check("feedback")
-    index = _index(rec, state, body)
-    key = cache_key("recommendations", body, index, _cache_user(rec, body, feedback))
-    digest = feedback_digest(feedback)
-    kept = None if fresh else state.replies.get(rec.load_id, key, digest)
-    result = kept.result if kept is not None else None
-    if kept is None:
-        result = _chain(rec, body, feedback, index, budget)
-        kept = Reply.of(_body(rec, result), result, digest)
-        state.replies.put(rec.load_id, key, kept)
-    request_id = record(state, "recommendations", started, body.user_id, result, rec.version, logged=kept.logged)
-    return json_response(kept.body, {"X-Request-ID": request_id})
+    asks for a fresh reply (``Cache-Control: no-cache``)."""
+    return _answer(
+        "recommendations", body, served, lambda rec, feedback, index, budget: _chain(rec, body, feedback, index, budget)
+    )
 
 
 def _chain(rec: Recommender, body: RecommendationRequest, feedback: list[int], index: str, budget: Budget) -> Result:
