@@ -8,7 +8,7 @@ from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, HTTPException, Request
 
-from movierec.serving.metrics import FALLBACKS, LATENCY, REQUESTS
+from movierec.serving.metrics import FALLBACKS, LATENCY, REQUESTS, labelled
 from movierec.serving.service import Recommender, Result, UserQuery
 from movierec.serving.state import ServiceState
 
@@ -181,13 +181,13 @@ def record(
     """
     request_id = request_id_now()
     elapsed = time.perf_counter() - started
-    REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
-    LATENCY.labels(endpoint=endpoint, stage="total").observe(elapsed)
+    labelled(REQUESTS, endpoint, str(status)).inc()
+    labelled(LATENCY, endpoint, "total").observe(elapsed)
     if result is not None:
         for stage, seconds in result.stages.items():
-            LATENCY.labels(endpoint=endpoint, stage=stage).observe(seconds)
+            labelled(LATENCY, endpoint, stage).observe(seconds)
         if result.is_fallback:
-            FALLBACKS.labels(reason=result.fallback_reason or "unknown").inc()
+            labelled(FALLBACKS, result.fallback_reason or "unknown").inc()
         state.log.log(
             request_id,
             user_id,

@@ -10,6 +10,7 @@ gauges are computed off the request path (:mod:`movierec.serving.quality`).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -45,6 +46,15 @@ ACTIVE_USERS = Gauge(
 )
 FALLBACKS = Counter("fallback_total", "Requests answered by a fallback, by reason", ["reason"])
 LOG_DROPPED = Counter("request_log_dropped_total", "Request-log rows dropped because the log writer's queue was full")
+
+
+@functools.cache
+def labelled(metric: Counter | Histogram | Gauge, *values: str) -> Counter | Histogram | Gauge:
+    """``metric.labels(*values)``, remembered: the per-request metrics name few label sets,
+    and looking a child up anew validates and locks on every request."""
+    return metric.labels(*values)
+
+
 BUNDLE = Gauge(
     "model_bundle_info",
     "The loaded bundle version (value 1 for the current one)",
@@ -107,6 +117,7 @@ class ActiveUsers:
         self.window = window
         self.limit = limit
         self.seen: OrderedDict[int, float] = OrderedDict()
+        self.count = -1  # the count last published
         self._lock = threading.Lock()  # routes run in a thread pool
 
     def touch(self, user_id: int | None) -> None:
@@ -119,7 +130,9 @@ class ActiveUsers:
             while self.seen and (next(iter(self.seen.values())) < now - self.window or len(self.seen) > self.limit):
                 self.seen.popitem(last=False)
             count = len(self.seen)
-        ACTIVE_USERS.set(count)
+            if count != self.count:  # a write to the shared metric file only when the count moved
+                self.count = count
+                ACTIVE_USERS.set(count)
 
 
 def offline_ndcg(manifest: dict | None) -> float:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from movierec.serving.change_clock import ChangeClock, clock_file_of
 from movierec.serving.database import Database, StoreUnavailable, log_file_of, open_database
 from movierec.serving.request_log import RequestLog
 from movierec.serving.settings import Settings
@@ -52,7 +53,8 @@ class EventStore:
         self.per_user = settings.feedback_per_user
         self.rate_limit = settings.feedback_rate_limit
         self.rate_window = settings.feedback_rate_window_seconds
-        self._seen = threading.local()  # per reading thread: users' items as of one data version
+        self._seen = threading.local()  # per reading thread: users' items as of one clock value
+        self.clock = ChangeClock(clock_file_of(self.path))
 
     def add(self, user_id: int, item_id: int, rating: float | None, event: str, timestamp: int) -> int:
         """Store one event and return its id.
@@ -76,18 +78,20 @@ class EventStore:
             )
             return int(cur.lastrowid)
 
-        return self.db.write(insert)
+        event_id = self.db.write(insert)
+        self.clock.advance()  # after the commit: every worker's next read sees the event
+        return event_id
 
     def items_of(self, user_id: int) -> list[int]:
         """The user's ``feedback_per_user`` most recently posted feedback items, in the order of
         their timestamps. Recency is by arrival, not by the client's timestamp, so events
         posted with timestamps far in the future cannot hold the window.
 
-        Every call asks SQLite whether any connection (of any worker) committed since this
-        thread last read (``PRAGMA data_version``, cheaper than the query); until one has,
-        the items this thread read for the user are still the answer.
+        Every call reads the feedback counter that each worker advances after committing
+        feedback (:mod:`~movierec.serving.change_clock`, a read of shared memory); until it
+        moves, the items this thread read for the user are still the answer.
         """
-        version = self.db.read("PRAGMA data_version")[0][0]
+        version = self.clock.now()
         seen = self._seen
         if getattr(seen, "version", None) != version or seen.count >= SEEN_ITEMS:
             seen.version, seen.items, seen.count = version, {}, 0
@@ -107,7 +111,8 @@ class EventStore:
         return self.db.read("SELECT user_id, item_id, rating, event, timestamp FROM feedback ORDER BY timestamp, id")
 
     def close(self) -> None:
-        """Close the connections (when this store opened them)."""
+        """Close the counter, and the connections when this store opened them."""
+        self.clock.close()
         if self._owns_db:
             self.db.close()
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Response
 
 from movierec.serving.budget import Budget
 from movierec.serving.deps import Reader, Serving, check_genres, check_user, record, user_query
+from movierec.serving.fast_route import FastJsonRoute
 from movierec.serving.reply_cache import Reply, cache_key, feedback_digest
 from movierec.serving.responses import json_response, reply, reply_body
 from movierec.serving.schemas import (
@@ -27,6 +28,7 @@ router = APIRouter(
     prefix="/api/v1",
     tags=["recommendations"],
     responses=error_responses(400, 401, 403, 413, 503),
+    route_class=FastJsonRoute,
 )
 
 
