@@ -56,8 +56,10 @@ pipeline-quick: install  ## every step with profiles/quick.yaml (one seed, tiny 
 serve: install  ## serve the current bundle (after make run or make pipeline)
 	$(BIN)/movierec serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# Debian packages for the integration tests; each installs a command of the same name
-DEBIAN_PACKAGES := prometheus prometheus-pushgateway wrk
+# Debian packages for the integration tests: Prometheus, the Pushgateway and wrk install a command of
+# the same name; postgresql (the storage backend's tests start a server of their own) installs its
+# programs under /usr/lib/postgresql/<version>/bin, so a package counts as present when dpkg says so
+DEBIAN_PACKAGES := prometheus prometheus-pushgateway wrk postgresql
 
 AIRFLOW_PORT ?= 8080
 AIRFLOW_HOME_DIR ?= $(HOME)/.cache/movierec/airflow
@@ -86,8 +88,9 @@ pushgateway: system-deps  ## a Prometheus Pushgateway on 127.0.0.1:9091 (export 
 	@mkdir -p $(HOME)/.cache/movierec
 	prometheus-pushgateway --web.listen-address=127.0.0.1:9091 --persistence.file=$(HOME)/.cache/movierec/pushgateway.data
 
-system-deps:  ## Debian packages the integration tests use (Prometheus, the Pushgateway, the wrk load generator)
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+system-deps:  ## Debian packages the integration tests use (Prometheus, the Pushgateway, the wrk load generator, PostgreSQL)
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null \
+	  || dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=no; fi; \
 	  if [ "$$sudo" != no ] && command -v apt-get >/dev/null; then \
