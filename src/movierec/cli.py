@@ -60,18 +60,35 @@ def cmd_prepare(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_synth(args: argparse.Namespace, settings: Settings) -> None:
     """Write a synthetic MovieLens-shaped dataset (ml-latest CSV layout)."""
-    from movierec.data.synth import SynthConfig, write_synthetic
+    from movierec.data.synth import SynthConfig, parse_count, write_synthetic
+    from movierec.errors import ParamsError
 
-    config = SynthConfig(users=args.users, items=args.items, events=args.events, seed=args.seed)
+    size = settings.synth.model_dump()
+    if args.shape:
+        if args.shape not in settings.synth.shapes:
+            known = ", ".join(sorted(settings.synth.shapes)) or "none"
+            raise ParamsError(f"--shape {args.shape}: not a shape of synth.shapes in params.yaml (known: {known})")
+        size.update(settings.synth.shapes[args.shape].model_dump())
+    for name in ("users", "items", "events", "seed"):
+        if getattr(args, name) is not None:
+            size[name] = parse_count(getattr(args, name)) if name != "seed" else int(args.seed)
+    config = SynthConfig(
+        users=size["users"],
+        items=size["items"],
+        events=size["events"],
+        seed=size["seed"],
+        all_items=bool(args.all_items or size.get("all_items", False)),
+    )
     out = (
         Path(args.out)
         if args.out
-        else paths.SYNTH_DIR / f"synth-u{args.users}-i{args.items}-e{args.events}-s{args.seed}"
+        else paths.SYNTH_DIR / f"synth-u{config.users}-i{config.items}-e{config.events}-s{config.seed}"
     )
     summary = write_synthetic(out, config)
     print(
         f"wrote SYNTHETIC data to {out}: {summary['ratings']} ratings, {summary['users']} users, "
-        f"{summary['items']} items, {summary['tags']} tags ({summary['clusters']} taste clusters)"
+        f"{summary['items']} items rated of {summary['catalogue']} listed, {summary['tags']} tags "
+        f"({summary['clusters']} taste clusters)"
     )
     print(f"use it with: data.source: {out} in params.yaml, or `movierec data fetch --source {out}`")
 
@@ -336,10 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a SYNTHETIC MovieLens-shaped dataset (ml-latest CSV layout) with "
         "long tails, genres, tags, time order and drifting tastes",
     )
-    p.add_argument("--users", type=int, default=2000, help="number of users (default: %(default)s)")
-    p.add_argument("--items", type=int, default=16820, help="catalogue size (default: %(default)s, 10x ML-100K)")
-    p.add_argument("--events", type=int, default=200_000, help="ratings to generate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--shape", help="a named size from synth.shapes in params.yaml (ml-25m, catalogue-1m)")
+    p.add_argument("--users", help="number of users (default: synth.users in params.yaml, or the shape's)")
+    p.add_argument("--items", help="catalogue size (default: synth.items, or the shape's); 1M, 60K work")
+    p.add_argument("--events", help="ratings to generate, e.g. 25M (default: synth.events, or the shape's)")
+    p.add_argument("--seed", type=int, help="random seed (default: synth.seed)")
+    p.add_argument("--all-items", action="store_true", help="list unrated items too in movies.csv (as ml-latest)")
     p.add_argument("--out", help="output folder (default: data/synth/synth-u<U>-i<I>-e<N>-s<S>)")
     p.set_defaults(func=cmd_synth)
 

@@ -398,6 +398,35 @@ class RegistrySettings(Section):
     tolerance: Annotated[float, Field(ge=0, le=1)] = 0.005
 
 
+# --- synthetic data ---------------------------------------------------------------------------
+
+
+class SynthShape(Section):
+    """A named size of synthetic dataset (``movierec data synth --shape NAME``)."""
+
+    users: PositiveInt
+    items: PositiveInt
+    events: PositiveInt
+    all_items: bool = False
+
+
+def _synth_shapes() -> dict[str, SynthShape]:
+    return {
+        "ml-25m": SynthShape(users=160_000, items=60_000, events=25_000_000),
+        "catalogue-1m": SynthShape(users=200_000, items=1_000_000, events=25_000_000, all_items=True),
+    }
+
+
+class SynthSettings(Section):
+    """``synth``: the default size of ``movierec data synth`` (SYNTHETIC data) and named shapes."""
+
+    users: PositiveInt = 2000
+    items: PositiveInt = 16820
+    events: PositiveInt = 200_000
+    seed: Annotated[int, Field(ge=0)] = 0
+    shapes: dict[str, SynthShape] = Field(default_factory=_synth_shapes)
+
+
 # --- the whole file --------------------------------------------------------------------------
 
 
@@ -415,6 +444,7 @@ class Settings(Section):
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     tune: TuneSettings = Field(default_factory=TuneSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    synth: SynthSettings = Field(default_factory=SynthSettings)
 
     def as_params(self) -> dict[str, Any]:
         """The checked settings as plain mappings (every key present, defaults filled in),

@@ -10,8 +10,9 @@ demographics. The generative story:
   is log-normal, so popularity is long-tailed. Part of the catalogue exists before the
   data begin; the rest is released over the time line (a release year follows).
 * **Users** have a long-tailed activity (log-normal event counts, at least
-  ``min_events``), join at random times, and have affinities over the clusters that
-  drift by a random walk as they consume: tastes change over time.
+  ``min_events``), join at random times, and have affinities over a dozen clusters
+  (drawn by cluster size) that drift by a random walk as they consume: tastes change
+  over time. A few events explore a cluster outside them.
 * **Each event** is either *fresh* or *follows* one of the user's last few events
   (short-term interest: the recent past predicts the next item). A fresh event draws a
   cluster from the current affinities, then an item of that cluster already released, by
@@ -21,20 +22,25 @@ demographics. The generative story:
 * **Ratings** (half stars) grow with the user's affinity for the cluster, the item's
   quality and a user bias; some events also leave a tag drawn from the cluster's words.
 
-Everything is drawn from one seeded generator, so a seed gives the same files.
+Everything is drawn from one seeded generator, so a seed gives the same files. Users are
+drawn a chunk at a time with vectorised NumPy (:mod:`movierec.data.synth_events`) and each
+chunk is appended to the CSV files as it is done, so memory stays flat at any size: ML-25M's
+shape (25M ratings, 160K users, 60K items) or a catalogue of a million items.
 """
 
 from __future__ import annotations
 
-import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from tqdm import tqdm
 
+from movierec.data.synth_events import CHUNK_DRAWS, DAY, END, SPAN_DAYS, START, Catalogue, Shape, user_events
 from movierec.errors import ParamsError
 from movierec.io import atomic_dir, write_json
 
@@ -58,9 +64,6 @@ GENRES = [
     "War",
     "Western",
 ]
-DAY = 86_400
-START = 1_420_070_400  # 2015-01-01 UTC
-SPAN_DAYS = 4 * 365
 WORDS = [
     "slow",
     "dark",
@@ -83,6 +86,12 @@ WORDS = [
     "strange",
     "tender",
 ]
+HEADERS = {
+    "ratings.csv": "userId,movieId,rating,timestamp",
+    "movies.csv": "movieId,title,genres",
+    "links.csv": "movieId,imdbId,tmdbId",
+    "tags.csv": "userId,movieId,tag,timestamp",
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,7 @@ class SynthConfig:
 
     Attributes:
         users: number of users.
-        items: number of items in the catalogue (items nobody rated are left out, as in
-            ml-latest).
+        items: number of items in the catalogue.
         events: target number of ratings (the result is within a few percent).
         seed: seed of every random draw.
         n_clusters: taste clusters (default: about one per 150 items, 8 to 400).
@@ -100,6 +108,8 @@ class SynthConfig:
         stickiness: chance that an event stays in a recent event's cluster.
         drift: standard deviation of the per-event random walk of a user's affinities.
         tag_rate: share of events that also leave a tag.
+        all_items: list every catalogue item in ``movies.csv`` and ``links.csv``, rated or
+            not (as ml-latest lists unrated films); otherwise only the rated ones.
     """
 
     users: int
@@ -111,6 +121,7 @@ class SynthConfig:
     stickiness: float = 0.45
     drift: float = 0.08
     tag_rate: float = 0.03
+    all_items: bool = False
 
     def check(self) -> None:
         """Raise :class:`ParamsError` naming the first bad setting."""
@@ -134,12 +145,33 @@ class SynthConfig:
                 raise ParamsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
-def write_synthetic(out_dir: Path, config: SynthConfig) -> dict[str, Any]:
+def parse_count(text: str | int) -> int:
+    """A count as people write it: ``25000000``, ``25M``, ``1.5M`` or ``50K``.
+
+    Raises:
+        ParamsError: the text is not such a count.
+    """
+    if isinstance(text, int):
+        return text
+    value = str(text).strip().replace("_", "").replace(",", "")
+    scale = {"K": 1_000, "M": 1_000_000, "G": 1_000_000_000}.get(value[-1:].upper(), 1)
+    number = value[:-1] if scale > 1 else value
+    try:
+        count = float(number) * scale
+    except ValueError:
+        raise ParamsError(f"{text!r} is not a count (write e.g. 25000000, 25M or 50K)") from None
+    if count != int(count) or count < 1:
+        raise ParamsError(f"{text!r} is not a positive whole count")
+    return int(count)
+
+
+def write_synthetic(out_dir: Path, config: SynthConfig, progress: bool = True) -> dict[str, Any]:
     """Generate a dataset and write it to ``out_dir`` (atomically) in the ml-latest layout.
 
     Args:
         out_dir: the folder to create (replaced whole if it exists).
         config: sizes, seed and shape.
+        progress: show a progress bar of the events written (on stderr).
 
     Returns:
         A summary: counts of users, items, ratings and tags, and the settings.
@@ -147,44 +179,74 @@ def write_synthetic(out_dir: Path, config: SynthConfig) -> dict[str, Any]:
     config.check()
     rng = np.random.default_rng(config.seed)
     items = _items(config, rng)
-    _users, events_item, events_time, events_user, ratings = _events(config, items, rng)
-    used = np.unique(events_item)
-    with atomic_dir(out_dir) as tmp:
-        _write_csv(
-            tmp / "ratings.csv",
-            ["userId", "movieId", "rating", "timestamp"],
-            zip(
-                (events_user + 1).tolist(),
-                (events_item + 1).tolist(),
-                [f"{r:.1f}" for r in ratings.tolist()],
-                events_time.tolist(),
-            ),
-        )
-        _write_csv(
-            tmp / "movies.csv",
-            ["movieId", "title", "genres"],
-            ((int(i) + 1, f"Synthetic Film {int(i) + 1} ({int(items['year'][i])})", items["genres"][i]) for i in used),
-        )
-        _write_csv(
-            tmp / "links.csv",
-            ["movieId", "imdbId", "tmdbId"],
-            ((int(i) + 1, f"{9_000_000 + int(i):07d}", 900_000 + int(i)) for i in used),
-        )
-        tagged = rng.random(events_item.size) < config.tag_rate
-        words = items["words"]
-        tag_rows = [
-            (int(u) + 1, int(i) + 1, words[int(items["cluster"][i])][int(k)], int(t) + 60)
-            for u, i, t, k in zip(
-                events_user[tagged], events_item[tagged], events_time[tagged], rng.integers(0, 3, int(tagged.sum()))
+    catalogue = Catalogue(items)
+    shape = Shape(config.min_events, config.stickiness, config.drift)
+    counts = _event_counts(config, rng)
+    words = pa.array([w for cluster_words in items["words"] for w in cluster_words])
+    rated = np.zeros(config.items, bool)
+    users_seen = ratings = tags = 0
+    bar = tqdm(
+        total=int(counts.sum()),
+        desc="synth events",
+        unit="event",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=1.0,
+    )
+    with atomic_dir(out_dir) as tmp, _Csv(tmp / "ratings.csv") as ratings_out, _Csv(tmp / "tags.csv") as tags_out:
+        for first, stop in _chunks(counts):
+            chunk = user_events(counts[first:stop], catalogue, shape, rng, first)
+            rated[chunk.item] = True
+            users_seen += int(np.unique(chunk.user).size)
+            ratings += int(chunk.item.size)
+            ratings_out.write(
+                {
+                    "userId": chunk.user + 1,
+                    "movieId": chunk.item + 1,
+                    "rating": pa.array(chunk.rating).cast(pa.decimal128(2, 1)),
+                    "timestamp": chunk.time,
+                }
             )
-        ]
-        _write_csv(tmp / "tags.csv", ["userId", "movieId", "tag", "timestamp"], tag_rows)
+            tagged = np.flatnonzero(rng.random(chunk.item.size) < config.tag_rate)
+            word = items["cluster"][chunk.item[tagged]] * 3 + rng.integers(0, 3, tagged.size)
+            tags_out.write(
+                {
+                    "userId": chunk.user[tagged] + 1,
+                    "movieId": chunk.item[tagged] + 1,
+                    "tag": words.take(pa.array(word)),
+                    "timestamp": chunk.time[tagged] + 60,
+                }
+            )
+            tags += int(tagged.size)
+            bar.update(int(counts[first:stop].sum()))
+        bar.close()
+        listed = np.arange(config.items) if config.all_items else np.flatnonzero(rated)
+        with _Csv(tmp / "movies.csv") as movies_out:
+            movies_out.write(
+                {
+                    "movieId": listed + 1,
+                    "title": [
+                        f"Synthetic Film {i + 1} ({y})" for i, y in zip(listed.tolist(), items["year"][listed].tolist())
+                    ],
+                    "genres": items["genres"].take(pa.array(listed)),
+                }
+            )
+        with _Csv(tmp / "links.csv") as links_out:
+            links_out.write(
+                {
+                    "movieId": listed + 1,
+                    "imdbId": [f"{9_000_000 + i:07d}" for i in listed.tolist()],
+                    "tmdbId": listed + 900_000,
+                }
+            )
         summary = {
             "synthetic": True,
-            "users": int(np.unique(events_user).size),
-            "items": int(used.size),
-            "ratings": int(events_item.size),
-            "tags": len(tag_rows),
+            "users": users_seen,
+            "items": int(rated.sum()),
+            "catalogue": int(listed.size),
+            "ratings": ratings,
+            "tags": tags,
             "settings": {k: getattr(config, k) for k in config.__dataclass_fields__},
             "clusters": int(items["n_clusters"]),
         }
@@ -197,27 +259,76 @@ def write_synthetic(out_dir: Path, config: SynthConfig) -> dict[str, Any]:
     return summary
 
 
+def _event_counts(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Events per user: ``min_events`` each, the rest shared by a log-normal activity; a user
+    holds at most half the catalogue, and what the cap cuts goes to the other users."""
+    activity = rng.lognormal(0.0, 1.1, config.users)
+    cap = config.items // 2
+    counts = np.full(config.users, config.min_events, np.int64)
+    left = config.events - counts.sum()
+    for _ in range(8):
+        room = counts < cap
+        if left <= 0 or not room.any():
+            break
+        share = np.where(room, activity, 0.0)
+        counts = np.minimum(counts + rng.multinomial(left, share / share.sum()), cap)
+        left = config.events - counts.sum()
+    return counts
+
+
+def _chunks(counts: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive user ranges of about :data:`CHUNK_DRAWS` draws each (fixed by the counts,
+    so by the seed, not by the machine)."""
+    cum = np.cumsum(counts * 1.8 + 10)
+    cuts = np.searchsorted(cum, np.arange(CHUNK_DRAWS, cum[-1], CHUNK_DRAWS))
+    bounds = np.unique(np.r_[0, cuts, counts.size])
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+class _Csv:
+    """A CSV file written a table at a time, with ml-latest's header line (no quoting: no
+    value the generator writes holds a comma or a quote)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle: BinaryIO | None = None
+        self.options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+
+    def __enter__(self) -> _Csv:
+        self.handle = self.path.open("wb")
+        self.handle.write((HEADERS[self.path.name] + "\n").encode("utf-8"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.handle is not None
+        self.handle.close()
+
+    def write(self, columns: dict[str, Any]) -> None:
+        """Append the rows of ``columns`` (arrays of equal length, in header order)."""
+        assert self.handle is not None
+        pacsv.write_csv(pa.table(columns), self.handle, write_options=self.options)
+
+
 def _items(config: SynthConfig, rng: np.random.Generator) -> dict[str, Any]:
     """Clusters, genres, appeal, quality and release times of the catalogue."""
     n_clusters = config.n_clusters or int(np.clip(config.items // 150, 8, 400))
-    cluster_genres = []
-    for _ in range(n_clusters):
-        k = int(rng.choice([1, 2, 3], p=[0.35, 0.45, 0.2]))
-        cluster_genres.append(sorted(rng.choice(len(GENRES), size=k, replace=False, p=_genre_shares()).tolist()))
-    cluster_size = rng.dirichlet(np.full(n_clusters, 2.0))
-    cluster = rng.choice(n_clusters, size=config.items, p=cluster_size)
-    genres = []
-    for c in cluster:
-        names = [GENRES[g] for g in cluster_genres[c]]
-        # an item sometimes lacks one of its cluster's genres, or carries one more
-        if len(names) > 1 and rng.random() < 0.2:
-            names = names[:-1]
-        if rng.random() < 0.1:
-            names = sorted(set(names) | {GENRES[int(rng.integers(0, len(GENRES)))]})
-        genres.append("|".join(names))
-    appeal = rng.lognormal(0.0, 1.3, config.items)
+    shares = np.array([8, 5, 2, 2, 10, 5, 1, 14, 3, 1, 3, 1, 3, 6, 4, 7, 2, 1], dtype=np.float64)
+    cluster_genres = [
+        sorted(rng.choice(len(GENRES), size=int(k), replace=False, p=shares / shares.sum()).tolist())
+        for k in rng.choice([1, 2, 3], size=n_clusters, p=[0.35, 0.45, 0.2])
+    ]
+    cluster = rng.choice(n_clusters, size=config.items, p=rng.dirichlet(np.full(n_clusters, 2.0)))
+    # an item sometimes lacks its cluster's last genre, or carries one more
+    sizes = np.array([len(g) for g in cluster_genres])
+    drop = (sizes[cluster] > 1) & (rng.random(config.items) < 0.2)
+    extra = np.where(rng.random(config.items) < 0.1, rng.integers(0, len(GENRES), config.items), -1)
+    variants, variant = np.unique(np.stack([cluster, drop, extra], axis=1), axis=0, return_inverse=True)
+    names = []
+    for c, dropped, added in variants.tolist():
+        chosen = [GENRES[g] for g in cluster_genres[c]][: -1 if dropped else None]
+        names.append("|".join(sorted(set(chosen) | {GENRES[added]}) if added >= 0 else chosen))
+    appeal = rng.lognormal(0.0, 1.7, config.items)
     quality = rng.normal(0.0, 0.45, config.items)
-    end = START + SPAN_DAYS * DAY
     existing = rng.random(config.items) < 0.6
     release = np.where(
         existing,
@@ -233,148 +344,10 @@ def _items(config: SynthConfig, rng: np.random.Generator) -> dict[str, Any]:
     return {
         "n_clusters": n_clusters,
         "cluster": cluster,
-        "genres": genres,
+        "genres": pa.array(names).take(pa.array(variant.ravel())),
         "appeal": appeal,
         "quality": quality,
-        "release": np.minimum(release, end - DAY),
+        "release": np.minimum(release, END - DAY),
         "year": year,
         "words": words,
     }
-
-
-def _genre_shares() -> np.ndarray:
-    weights = np.array([8, 5, 2, 2, 10, 5, 1, 14, 3, 1, 3, 1, 3, 6, 4, 7, 2, 1], dtype=np.float64)
-    return weights / weights.sum()
-
-
-def _events(
-    config: SynthConfig, items: dict[str, Any], rng: np.random.Generator
-) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every user's time-ordered events: items, times and ratings."""
-    n_clusters = items["n_clusters"]
-    activity = rng.lognormal(0.0, 1.1, config.users)
-    extra = config.events - config.users * config.min_events
-    counts = config.min_events + rng.multinomial(extra, activity / activity.sum())
-    counts = np.minimum(counts, config.items // 2)
-    # per cluster: items ordered by release time, with cumulative appeal for prefix sampling
-    by_cluster = []
-    for c in range(n_clusters):
-        members = np.flatnonzero(items["cluster"] == c)
-        members = members[np.argsort(items["release"][members], kind="stable")]
-        by_cluster.append((members, items["release"][members], np.cumsum(items["appeal"][members])))
-    all_order = np.argsort(items["release"], kind="stable")
-    all_release, all_cum = items["release"][all_order], np.cumsum(items["appeal"][all_order])
-    user_bias = rng.normal(0.0, 0.4, config.users)
-    end = START + SPAN_DAYS * DAY
-    out_items, out_times, out_users, out_ratings = [], [], [], []
-    for user in tqdm(
-        range(config.users), desc="synth users", unit="user", file=sys.stderr, leave=False, mininterval=1.0
-    ):
-        n = int(counts[user])
-        draws = int(n * 1.8) + 10  # over-draw: repeats of an item are dropped below
-        for _attempt in range(4):  # heavy users of small catalogues repeat a lot: draw more
-            logits, _clusters, times, picked = _draw_user(
-                config, items, by_cluster, all_order, all_release, all_cum, draws, end, rng
-            )
-            _, first = np.unique(picked, return_index=True)
-            if first.size >= n:
-                break
-            draws *= 2
-        keep = np.sort(first)[:n]
-        chosen, when = picked[keep], times[keep]
-        affinity = logits[keep, items["cluster"][chosen]] - logits[keep].mean(axis=1)
-        raw = 3.4 + user_bias[user] + items["quality"][chosen] + 0.25 * affinity + rng.normal(0, 0.7, keep.size)
-        out_items.append(chosen)
-        out_times.append(when)
-        out_users.append(np.full(keep.size, user, np.int64))
-        out_ratings.append(np.clip(np.round(raw * 2) / 2, 0.5, 5.0))
-    return (
-        config.users,
-        np.concatenate(out_items),
-        np.concatenate(out_times),
-        np.concatenate(out_users),
-        np.concatenate(out_ratings),
-    )
-
-
-def _draw_user(
-    config: SynthConfig,
-    items: dict[str, Any],
-    by_cluster: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    all_order: np.ndarray,
-    all_release: np.ndarray,
-    all_cum: np.ndarray,
-    draws: int,
-    end: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One user's ``draws`` candidate events (repeats included): affinity logits, clusters,
-    times and items."""
-    n_clusters = items["n_clusters"]
-    taste0 = rng.normal(0.0, 1.6, n_clusters)
-    walk = np.cumsum(rng.normal(0.0, config.drift, (draws, n_clusters)), axis=0)
-    logits = taste0[None, :] + walk
-    fresh = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-    root = _sticky(rng.random(draws) < config.stickiness, rng.integers(1, 4, draws))
-    clusters = fresh[root]
-    follows = root != np.arange(draws)
-    times = _times(draws, rng, end)
-    picked = np.empty(draws, np.int64)
-    u = rng.random(draws)
-    recent_boost = rng.random(draws) < 0.15
-    offset = np.rint(rng.normal(0.0, 3.0, draws)).astype(np.int64)
-    offset[offset == 0] = 1
-    for c in np.unique(clusters):
-        at = np.flatnonzero(clusters == c)
-        members, release, cum = by_cluster[c]
-        stop = np.searchsorted(release, times[at], side="right")
-        start = np.where(recent_boost[at], np.searchsorted(release, times[at] - 90 * DAY), 0)
-        start = np.where(start < stop, start, 0)
-        ok = stop > 0
-        base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
-        top = cum[np.maximum(stop - 1, 0)]
-        pos = np.searchsorted(cum, base + u[at] * (top - base), side="right")
-        pos = np.minimum(np.maximum(pos, start), np.maximum(stop - 1, 0))
-        # a following event: near its root event's item in the cluster's release order
-        near = follows[at]
-        if near.any():
-            root_pos = np.zeros(draws, np.int64)
-            root_pos[at[~near]] = pos[~near]
-            pos[near] = np.clip(root_pos[root[at[near]]] + offset[at[near]], 0, np.maximum(stop[near] - 1, 0))
-        picked[at] = np.where(ok, members[pos] if members.size else -1, -1)
-    missing = picked < 0  # the cluster had nothing released yet: any released item
-    if missing.any():
-        stop = np.maximum(np.searchsorted(all_release, times[missing], side="right"), 1)
-        pos = np.searchsorted(all_cum, u[missing] * all_cum[stop - 1], side="right")
-        picked[missing] = all_order[np.minimum(pos, stop - 1)]
-    return logits, clusters, times, picked
-
-
-def _sticky(sticky: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """Short-term interest: a sticky event follows the event ``back`` steps earlier, which may
-    follow another; returns each event's root (the fresh event it descends from, itself
-    for a fresh event), resolved by pointer jumping."""
-    n = sticky.size
-    idx = np.arange(n)
-    parent = np.where(sticky & (idx - back >= 0), idx - back, idx)
-    for _ in range(int(np.ceil(np.log2(max(n, 2)))) + 1):
-        parent = parent[parent]
-    return parent
-
-
-def _times(n: int, rng: np.random.Generator, end: int) -> np.ndarray:
-    """Non-decreasing event times: sessions of a few events minutes apart, days between sessions."""
-    join = START + int(rng.integers(0, SPAN_DAYS - 60)) * DAY
-    in_session = rng.random(n) < 0.7
-    gaps = np.where(in_session, rng.exponential(600.0, n), rng.exponential(rng.lognormal(1.5, 1.0) * DAY, n))
-    times = join + np.cumsum(np.maximum(gaps, 1.0))
-    if times[-1] >= end:  # squeeze into the time line, keeping the order
-        times = join + (times - join) * ((end - 1 - join) / (times[-1] - join + 1))
-    return times.astype(np.int64)
-
-
-def _write_csv(path: Path, header: list[str], rows: Any) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
