@@ -14,7 +14,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tqdm import tqdm
 
-from movierec.models.inputs import Catalogue, UserDirectory, query_features, training_examples
+from movierec.models.event_stream import EventStream
+from movierec.models.inputs import Catalogue, UserDirectory, query_features
 from movierec.models.towers import CandidateTower, QueryTower
 from movierec.models.vocab import build_vocab
 
@@ -118,25 +119,10 @@ class FittedRetrieval:
 def make_dataset(
     events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any], seed: int
 ) -> tf.data.Dataset:
-    """Shuffled batches of (query features, item row, sampling probability), one per event."""
-    user_ids, hist, item_ids, _ = training_examples(events, int(config["history_len"]))
-    rows = catalogue.rows_of(item_ids)
-    keep = rows >= 0
-    query: dict[str, np.ndarray] = {"user_id": user_ids[keep], "history": hist[keep]}
-    if users is not None:
-        query.update(users.lookup(user_ids[keep]))
-    data = {
-        "query": query,
-        "item_row": rows[keep],
-        "sampling_probability": sampling_probability(item_ids[keep], catalogue),
-    }
-    n = int(keep.sum())
-    return (
-        tf.data.Dataset.from_tensor_slices(data)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(int(config["batch_size"]), drop_remainder=False)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    """Shuffled batches of (query features, item row, sampling probability), one per event,
+    assembled batch by batch from the events (:class:`movierec.models.event_stream.EventStream`)."""
+    stream = EventStream.from_events(events, catalogue, users)
+    return stream.dataset(int(config["history_len"]), int(config["batch_size"]), seed, users)
 
 
 def fit_retrieval(
