@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from movierec import paths
-from movierec.errors import MovierecError
+from movierec.errors import MovierecError, ParamsError
 from movierec.paths import ProjectPaths
 from movierec.settings import Settings, load_settings
 
@@ -143,12 +143,37 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> None:
         )
 
 
-def cmd_train_retrieval(args: argparse.Namespace, settings: Settings) -> None:
-    """Train the two-tower model per seed (epochs chosen on validation), list test users' top 100, export."""
-    from movierec.stages import train_retrieval
+def _train(args: argparse.Namespace, settings: Settings, stage: str) -> tuple[ProjectPaths, dict[str, Any] | None]:
+    """Run a training stage here, or on several workers with ``--workers`` / ``--hosts``;
+    returns the layout and the stage's report (None when the chief ran on another host)."""
+    import importlib
 
     settings, layout = _stage_args(args, settings)
-    report = train_retrieval.run(settings, layout)
+    if args.index is not None and not args.hosts:
+        raise ParamsError("--index needs --hosts (every worker's address)")
+    if args.hosts and args.workers is not None:
+        raise ParamsError("give either --workers (on this machine) or --hosts (several hosts), not both")
+    if not args.hosts and (args.workers or 1) == 1:
+        return layout, importlib.import_module(f"movierec.stages.{stage}").run(settings, layout)
+    from movierec.orchestration.cluster import parse_hosts
+    from movierec.recording import Recorder
+    from movierec.stages import distributed
+
+    hosts = parse_hosts(args.hosts) if args.hosts else None
+    result = distributed.run(settings, layout, stage, workers=args.workers or 1, hosts=hosts, index=args.index or 0)
+    print(f"{len(result['addresses'])} workers trained together in {result['seconds']:.1f}s", file=sys.stderr)
+    if not result["chief_here"]:
+        args.outputs_elsewhere = True  # the chief's host records the stage
+        print(f"worker {args.index} done; the chief ({result['addresses'][0]}) wrote the outputs on its host")
+        return layout, None
+    return layout, Recorder(layout.reports, layout.plots).read(stage.removeprefix("train_"))
+
+
+def cmd_train_retrieval(args: argparse.Namespace, settings: Settings) -> None:
+    """Train the two-tower model per seed (epochs chosen on validation), list test users' top 100, export."""
+    layout, report = _train(args, settings, "train_retrieval")
+    if report is None:
+        return
     for seed, info in report["per_seed"].items():
         print(
             f"retrieval seed {seed}: {info['chosen_epochs']} epochs (best {report['select_metric']} on "
@@ -159,10 +184,9 @@ def cmd_train_retrieval(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_train_ranking(args: argparse.Namespace, settings: Settings) -> None:
     """Train the pointwise ranker per seed on a window the retrieval did not see; score the chain."""
-    from movierec.stages import train_ranking
-
-    settings, layout = _stage_args(args, settings)
-    report = train_ranking.run(settings, layout)
+    layout, report = _train(args, settings, "train_ranking")
+    if report is None:
+        return
     print(
         f"ranking: {report['training_pairs']} training pairs ({report['positive_share']:.1%} positive) per seed; "
         f"served ranker (seed {report['served_seed']}) in {layout.served_ranking}"
@@ -288,6 +312,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     serve(args.host, args.port, args.workers, args.log_level)
 
 
+def cmd_bench_workers(args: argparse.Namespace, settings: Settings) -> None:
+    """Train the retrieval stage with 1 and with N workers per seed; print quality and wall time."""
+    from movierec.io import write_json
+    from movierec.stages import bench_workers
+
+    settings, layout = _stage_args(args, settings)
+    result = bench_workers.run(settings, layout, args.workers, args.seeds)
+    if args.json_path:
+        write_json(args.json_path, result)
+    print(bench_workers.format_table(result))
+    for count, diffs in result["paired"].items():
+        print(
+            f"{count} workers minus {args.workers[0]}, seed by seed: "
+            + ", ".join(f"{m} mean {d['mean']:+.4f} (largest {d['max_abs']:.4f})" for m, d in diffs.items())
+        )
+
+
 def cmd_bench_serve(args: argparse.Namespace, settings: Settings) -> None:
     """Load a running server on loopback with wrk; print req/s, latency percentiles and the targets."""
     from movierec.serving.bench import run_bench
@@ -382,7 +423,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the models").add_subparsers(dest="train_command", required=True)
     for name, func in (("retrieval", cmd_train_retrieval), ("ranking", cmd_train_ranking)):
-        p = train.add_parser(name, help=func.__doc__.split("\n")[0])
+        p = train.add_parser(
+            name,
+            help=func.__doc__.split("\n")[0],
+            description=func.__doc__.split("\n")[0]
+            + " With --workers or --hosts, several worker processes train each model together "
+            "(tf.distribute.MultiWorkerMirroredStrategy; the batch size in params.yaml is the global batch) "
+            "and worker 0, the chief, writes the outputs; see docs/distributed-training.md.",
+        )
+        p.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="train with N worker processes on this machine (loopback ports; default: 1, this process)",
+        )
+        p.add_argument(
+            "--hosts",
+            metavar="HOST[:PORT],...",
+            help="every worker's address (port 2222 if none), the chief first, for a cluster of several "
+            "hosts: run the same command on each host with its own --index",
+        )
+        p.add_argument("--index", type=int, metavar="I", help="this host's worker in --hosts (0: the chief)")
         p.set_defaults(func=func)
 
     p = sub.add_parser(
@@ -467,6 +528,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the results as JSON here")
     p.add_argument("--api-key", help="for a server that requires keys (better: MOVIEREC_BENCH_API_KEY, off argv)")
     p.set_defaults(func=cmd_bench_serve, reads_params=False)
+    p = bench.add_parser(
+        "workers",
+        help="train the retrieval stage with 1 and with N workers, per seed: test quality and wall time",
+        description="Runs the train_retrieval stage once per seed and worker count (the launcher of "
+        "`movierec train retrieval --workers N`, outputs in a scratch folder) on the project's split and "
+        "features, and scores each run's test lists on the warm test users (Recall@10, Recall@100, "
+        "NDCG@10); see docs/distributed-training.md.",
+    )
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds (default: %(default)s)")
+    p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the rows and summary as JSON here")
+    p.set_defaults(func=cmd_bench_workers)
 
     p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
     p.add_argument("--database", default="data/serving/movierec.sqlite", help="the service's SQLite file")
@@ -516,6 +589,15 @@ def _after_stage(args: argparse.Namespace, settings: Settings, stage: str, secon
             print(f"warning: {exc}", file=sys.stderr)
 
 
+def _chief_here() -> bool:
+    """False in a worker of a training cluster other than its chief (``TF_CONFIG``): the
+    chief records the stage."""
+    from movierec.orchestration.cluster import role_from_env
+
+    role = role_from_env()
+    return role is None or role.chief
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one clear line and exit with status 2."""
     parser = build_parser()
@@ -530,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.params, args.profile) if reads_params else Settings()
         func(args, settings)
         stage = STAGE_OF.get((args.command, sub_name))
-        if stage is not None:
+        if stage is not None and not getattr(args, "outputs_elsewhere", False) and _chief_here():
             _after_stage(args, settings, stage, time.perf_counter() - start)
     except MovierecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tqdm import tqdm
 
+from movierec.models import distribute
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES, RankingContext, pair_features
 
 keras = tf.keras
@@ -25,10 +26,24 @@ class PointwiseRanker(tfrs.Model):
     candidates, and random items). The rating head regresses the rating of positives
     only (its loss is weighted by the label). Dense features are standardised with
     statistics from the training pairs; demographics are embedded.
+
+    With ``global_batch`` (training on several replicas) each replica's loss is its sum over
+    its examples divided by the global batch, so that the replicas' summed gradients are the
+    gradient of the global batch's mean loss, as on one worker.
     """
 
-    def __init__(self, config: dict[str, Any], means: np.ndarray, stds: np.ndarray, categories: dict[str, list[str]]):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        means: np.ndarray,
+        stds: np.ndarray,
+        categories: dict[str, list[str]],
+        global_batch: int | None = None,
+    ):
         super().__init__()
+        # Keras refuses its default mean reduction under a distribution strategy
+        reduction = keras.losses.Reduction.AUTO if global_batch is None else keras.losses.Reduction.SUM
+        self.loss_scale = None if global_batch is None else 1.0 / global_batch
         self.means = tf.constant(means, tf.float32)
         self.stds = tf.constant(stds, tf.float32)
         self.lookups = {
@@ -41,11 +56,12 @@ class PointwiseRanker(tfrs.Model):
         self.click = keras.layers.Dense(1)
         self.rating = keras.Sequential([keras.layers.Dense(32, activation="relu"), keras.layers.Dense(1)])
         self.click_task = tfrs.tasks.Ranking(
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction),
             metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
         )
         self.rating_task = tfrs.tasks.Ranking(
-            loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")]
+            loss=keras.losses.MeanSquaredError(reduction=reduction),
+            metrics=[keras.metrics.RootMeanSquaredError(name="rating_rmse")],
         )
         self.rating_weight = float(config["rating_weight"])
 
@@ -66,7 +82,8 @@ class PointwiseRanker(tfrs.Model):
         rating = self.rating_task(
             labels=features["rating"][:, None], predictions=outputs["rating"][:, None], sample_weight=features["label"]
         )
-        return click + self.rating_weight * rating
+        loss = click + self.rating_weight * rating
+        return loss if self.loss_scale is None else loss * self.loss_scale
 
 
 @dataclass
@@ -178,25 +195,38 @@ def fit_ranker(
     config: dict[str, Any],
     seed: int,
     label: str = "ranking",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> FittedRanker:
-    """Train the ranker on prepared pairs."""
+    """Train the ranker on prepared pairs (``strategy``: on several workers, each training its
+    replicas' share of every global batch of ``config['batch_size']``; see
+    :mod:`movierec.models.distribute`)."""
     keras.utils.set_random_seed(seed)
     dense = np.stack([features[n] for n in DENSE_FEATURES], axis=1)
     means, stds = dense.mean(axis=0), dense.std(axis=0)
     stds = np.where(stds > 1e-6, stds, 1.0)
     categories = {n: sorted({v for v in features[n].tolist() if v}) for n in CATEGORICAL_FEATURES}
-    model = PointwiseRanker(config, means, stds, categories)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
+    batch = int(config["batch_size"])
+    with distribute.scope(strategy):
+        model = PointwiseRanker(config, means, stds, categories, global_batch=None if strategy is None else batch)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
     data = {"inputs": features, "label": labels, "rating": ratings}
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(data)
-        .shuffle(len(labels), seed=seed)
-        .batch(int(config["batch_size"]))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+
+    def one_worker() -> tf.data.Dataset:
+        return (
+            tf.data.Dataset.from_tensor_slices(data)
+            .shuffle(len(labels), seed=seed)
+            .batch(batch)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    steps = None
+    if strategy is None:
+        dataset = one_worker()
+    else:  # each worker builds the same batches and trains on its replicas' slices of them
+        dataset, steps = distribute.replica_batches(strategy, one_worker, len(labels), batch, "ranking.batch_size")
     fitted = FittedRanker(model, config)
     for epoch in tqdm(range(1, int(config["epochs"]) + 1), desc=label, unit="epoch", file=sys.stderr, leave=False):
-        logs = model.fit(dataset, epochs=1, verbose=0).history
+        logs = model.fit(dataset, epochs=1, verbose=0, steps_per_epoch=steps).history
         fitted.history.append({"epoch": epoch, **{k: float(v[-1]) for k, v in logs.items()}})
     return fitted
 

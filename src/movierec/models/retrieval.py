@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tqdm import tqdm
 
+from movierec.models import distribute
 from movierec.models.event_stream import EventStream
 from movierec.models.inputs import Catalogue, UserDirectory, query_features
 from movierec.models.towers import CandidateTower, QueryTower
@@ -78,12 +79,14 @@ class TwoTowerModel(tfrs.Model):
         query = self.query_tower(features["query"], training=training)
         candidate_features = self.candidates(features["item_row"])
         candidate = self.candidate_tower(candidate_features, training=training)
-        return self.task(
-            query,
+        # on several replicas, every replica's candidates are negatives (the global batch)
+        candidate, ids, probability = distribute.gather_candidates(
             candidate,
-            candidate_sampling_probability=features["sampling_probability"] if self.logq else None,
-            candidate_ids=candidate_features["item_id"],
-            compute_metrics=False,
+            candidate_features["item_id"],
+            features["sampling_probability"] if self.logq else None,
+        )
+        return self.task(
+            query, candidate, candidate_sampling_probability=probability, candidate_ids=ids, compute_metrics=False
         )
 
 
@@ -134,6 +137,7 @@ def fit_retrieval(
     epochs: int | None = None,
     on_epoch: Callable[[int, FittedRetrieval], dict[str, float]] | None = None,
     label: str = "retrieval",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> FittedRetrieval:
     """Train a two-tower model on ``events``.
 
@@ -147,6 +151,9 @@ def fit_retrieval(
         on_epoch: called after each epoch with the epoch number and the fitted model; the
             metrics it returns are recorded in ``history``.
         label: progress-bar label.
+        strategy: a multi-worker strategy (:func:`movierec.models.distribute.strategy_from_env`):
+            every worker calls this with the same arguments and trains its replicas' share of
+            each global batch (``config['batch_size']``). None trains in this process alone.
 
     Returns:
         The fitted model.
@@ -154,14 +161,26 @@ def fit_retrieval(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     vocab = build_vocab(events.column("user_id").to_numpy(), catalogue, users, int(config["min_token_count"]))
-    model = TwoTowerModel(vocab, config, catalogue)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
-    dataset = make_dataset(events, catalogue, users, config, seed)
+    with distribute.scope(strategy):
+        model = TwoTowerModel(vocab, config, catalogue)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(config["learning_rate"])))
+    steps = None
+    if strategy is None:
+        dataset = make_dataset(events, catalogue, users, config, seed)
+    else:  # each worker builds the same batches and trains on its replicas' slices of them
+        examples = int((catalogue.rows_of(events.column("item_id").to_numpy()) >= 0).sum())
+        dataset, steps = distribute.replica_batches(
+            strategy,
+            lambda: make_dataset(events, catalogue, users, config, seed),
+            examples,
+            int(config["batch_size"]),
+            "retrieval.batch_size",
+        )
     fitted = FittedRetrieval(model, vocab, catalogue, users, config)
     n_epochs = int(epochs if epochs is not None else config["epochs"])
     for epoch in tqdm(range(1, n_epochs + 1), desc=label, unit="epoch", file=sys.stderr, leave=False):
         start = time.perf_counter()
-        logs = model.fit(dataset, epochs=1, verbose=0).history
+        logs = model.fit(dataset, epochs=1, verbose=0, steps_per_epoch=steps).history
         record = {"epoch": epoch, "loss": float(logs["loss"][-1]), "seconds": round(time.perf_counter() - start, 2)}
         if on_epoch is not None:
             record.update(on_epoch(epoch, fitted))

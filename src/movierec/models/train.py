@@ -108,6 +108,7 @@ def train_retrieval(
     recs_dir: Path,
     recorder: Recorder,
     save_towers_fn: Any,
+    strategy: Any = None,
 ) -> dict[str, Any]:
     """For each seed: select epochs on validation, refit, list the test users' top 100; export the served towers.
 
@@ -124,6 +125,8 @@ def train_retrieval(
         recorder: where the report (``retrieval.json`` / ``ranking.json``) and the per-epoch
             curves go.
         save_towers_fn: :func:`movierec.models.export.save_towers` (injected to keep imports light).
+        strategy: a multi-worker strategy to train every model with (each worker runs this
+            function with the same arguments; see :mod:`movierec.models.distribute`), or None.
 
     Returns:
         The stage report (also written to ``reports/retrieval.json``).
@@ -139,7 +142,7 @@ def train_retrieval(
     served: FittedRetrieval | None = None
     with atomic_dir(recs_dir) as recs_tmp, atomic_dir(work_dir) as work_tmp:
         for seed in seeds:
-            r_train, epochs, best = select_epochs(periods, config, seed, valid_eval, select)
+            r_train, epochs, best = select_epochs(periods, config, seed, valid_eval, select, strategy=strategy)
             if seed == seeds[0]:
                 recorder.table("retrieval_epochs", r_train.history)
             r_tv = fit_retrieval(
@@ -150,6 +153,7 @@ def train_retrieval(
                 seed,
                 epochs=epochs,
                 label=f"retrieval (train+valid, seed {seed})",
+                strategy=strategy,
             )
             rows, _, _ = first_stage(
                 r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, 100
@@ -171,6 +175,7 @@ def train_retrieval(
                         seed,
                         epochs=epochs,
                         label="retrieval (all events, served)",
+                        strategy=strategy,
                     )
         if served_dir is not None:
             assert served is not None
@@ -210,10 +215,12 @@ def select_epochs(
     valid_eval: EvalSet,
     select: str = "recall@100",
     known_ctx: RankingContext | None = None,
+    strategy: Any = None,
 ) -> tuple[FittedRetrieval, int, float]:
     """Fit on the training part and keep the epoch with the best validation ``select`` metric
     (on warm users). ``known_ctx`` (:func:`known_context`) is built here when not given, once
-    for every epoch.
+    for every epoch. ``strategy``: train on several workers (each scores the epochs itself,
+    on the same weights, so all keep the same epoch).
 
     Returns:
         ``(model at its best epoch, that epoch count, the best validation value)``.
@@ -251,6 +258,7 @@ def select_epochs(
         seed,
         on_epoch=on_epoch,
         label=f"retrieval (train, epochs on valid, seed {seed})",
+        strategy=strategy,
     )
     fitted.model.set_weights(best["weights"])
     return fitted, int(best["epoch"]), float(best["score"])
@@ -289,6 +297,7 @@ def train_ranking(
     served_dir: Path | None,
     recs_dir: Path,
     recorder: Recorder,
+    strategy: Any = None,
 ) -> dict[str, Any]:
     """For each seed: fit the ranker on the validation window, score the test chain; export the served ranker.
 
@@ -303,6 +312,8 @@ def train_ranking(
             predictions go (``data/recs/ranking``).
         recorder: where the report (``retrieval.json`` / ``ranking.json``) and the per-epoch
             curves go.
+        strategy: a multi-worker strategy to train the rankers with (each worker runs this
+            function with the same arguments), or None.
 
     Returns:
         The stage report (also written to ``reports/ranking.json``).
@@ -341,6 +352,7 @@ def train_ranking(
                 seed,
                 ease,
                 f"ranker (valid window, seed {seed})",
+                strategy=strategy,
             )
             chain, ctx, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease)
             write_recs(tmp / f"chain.seed{seed}.parquet", test_eval.user_ids, chain, periods.catalogue_test.item_id)
@@ -390,6 +402,7 @@ def train_ranking(
                     seed,
                     ease,
                     "ranker (test window, served)",
+                    strategy=strategy,
                 )
             # the service describes users with the events it serves (every event, or train+valid
             # when the evaluated models are served): EASE refitted on them, like its co-occurrence
@@ -498,10 +511,11 @@ def fit_ranker_on_window(
     label: str,
     dropped: tuple[str, ...] = (),
     ctx: RankingContext | None = None,
+    strategy: Any = None,
 ) -> tuple[Any, int, float]:
     """Fit a ranker on ``labels`` with features as of ``cut`` and ``retrieval``'s candidates
     (``dropped`` features held at zero, for the ablation; ``ctx``: a context already built
-    for these arguments, to reuse).
+    for these arguments, to reuse; ``strategy``: train on several workers).
 
     Returns:
         ``(ranker, number of training pairs, share of positives)``.
@@ -520,7 +534,8 @@ def fit_ranker_on_window(
     feats, y, ratings = training_pairs(
         ctx, dict(zip(label_users.tolist(), query)), labels, k, int(params["random_negatives"]), seed
     )
-    return fit_ranker(feats, y, ratings, params, seed, label=label), int(y.size), float(y.mean())
+    ranker = fit_ranker(feats, y, ratings, params, seed, label=label, strategy=strategy)
+    return ranker, int(y.size), float(y.mean())
 
 
 def chain_on_test(

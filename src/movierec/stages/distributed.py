@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from movierec.errors import ParamsError
 from movierec.orchestration.cluster import loopback_cluster
@@ -44,6 +44,7 @@ def run(
     workers: int = 2,
     hosts: list[str] | None = None,
     index: int = 0,
+    log: IO[str] | None = None,
 ) -> dict[str, Any]:
     """Run a training stage as a cluster of workers and wait for it.
 
@@ -56,6 +57,7 @@ def run(
         hosts: every worker's ``host:port``, worker 0 (the chief) first, for a cluster of
             several hosts: this machine starts only worker ``index``.
         index: this machine's worker in ``hosts``.
+        log: where the workers' prefixed output goes (default: stderr).
 
     Returns:
         ``stage``, ``addresses`` (every worker), ``local`` (the workers run here),
@@ -80,7 +82,7 @@ def run(
         env = {**os.environ, SCRATCH_ENV: str(Path(scratch) / "workers")}
         command = [sys.executable, "-m", "movierec.orchestration.worker", str(spec)]
         try:
-            launch(command, addresses, local, env=env)
+            launch(command, addresses, local, env=env, log=log)
         except BaseException:
             outputs = importlib.import_module(f"movierec.stages.{stage}").OUTPUTS
             remove_leftovers([Path(getattr(paths, name)) for name in outputs], started_wall)

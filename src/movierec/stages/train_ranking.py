@@ -1,5 +1,10 @@
 """Stage ``train_ranking``: the ranker per seed on a window retrieval did not see, the chain's
-test lists, the served ranker."""
+test lists, the served ranker.
+
+With ``TF_CONFIG`` naming several workers, every worker runs this stage and trains each ranker
+together under ``MultiWorkerMirroredStrategy``; only the chief keeps the outputs (see
+:mod:`movierec.stages.workers`; ``movierec train ranking --workers N`` starts the workers).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,22 @@ from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
 from movierec.settings import Settings
 from movierec.stages.inputs import periods, ranking_section
+from movierec.stages.workers import worker_layout
+
+OUTPUTS = ("checkpoints", "ranking_recs", "reports", "plots")
+"""The layout fields this stage writes under (``models`` is its input: the retrieval models)."""
 
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     """Fit and score per seed; export the first seed's served ranker."""
-    return train_ranking(
-        periods(settings, paths),
-        ranking_section(settings, paths),
-        list(settings.train.seeds),
-        paths.models,
-        paths.served_ranking,
-        paths.ranking_recs,
-        Recorder(paths.reports, paths.plots),
-    )
+    with worker_layout(paths, OUTPUTS) as (strategy, out):
+        return train_ranking(
+            periods(settings, paths),
+            ranking_section(settings, paths),
+            list(settings.train.seeds),
+            paths.models,
+            out.served_ranking,
+            out.ranking_recs,
+            Recorder(out.reports, out.plots),
+            strategy=strategy,
+        )
