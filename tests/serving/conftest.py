@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,33 @@ import pyarrow.parquet as pq
 import pytest
 from bundle_fixture import TinyProject, build_tiny_project, make_settings
 from fastapi.testclient import TestClient
+from postgres_server import PostgresServer, require_postgres
+from storage_backends import Backend
 
 import movierec  # noqa: F401  (Keras 2 before TensorFlow)
 from movierec.serving.app import create_app
 from movierec.serving.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's), started once for the session on a free loopback port."""
+    server = PostgresServer(require_postgres())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each storage backend in turn: a SQLite file, or a fresh database on the session's PostgreSQL."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        name, url = server.new_database()
+        found = Backend("postgresql", url, tmp_path, server, name)
+    else:
+        found = Backend("sqlite", tmp_path / "svc.sqlite", tmp_path)
+    yield found
+    found.close()
 
 
 @pytest.fixture(scope="session")

@@ -109,7 +109,7 @@ def test_the_request_log_keeps_rows_by_age_and_by_count(tmp_path: Path) -> None:
         now = time.time()
         rows = [(f"old{n}", now - 3 * 86400 + n, 1, "retrieval", "v", "[]", "[]", 1.0, 0, None) for n in range(5)]
         rows += [(f"new{n:02d}", now - 100 + n, 1, "retrieval", "v", "[]", "[]", 1.0, 0, None) for n in range(25)]
-        log.db.write(lambda conn: conn.executemany("INSERT INTO request_logs VALUES (?,?,?,?,?,?,?,?,?,?)", rows))
+        log.storage.write_logs(rows)
         deleted = log.prune(now)
     finally:
         log.close()

@@ -1,4 +1,5 @@
-"""The windowed quality gauges: coverage and the interacted share, from the request log and the feedback."""
+"""The windowed quality gauges: coverage and the interacted share, from the request log and the feedback
+(read from either storage backend)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
+from postgres_server import PostgresServer
+from storage_backends import Backend
 
-from movierec.serving.database import LOG_SCHEMA, Database, log_file_of
 from movierec.serving.quality import FEEDBACK_LAG_SECONDS, QualityDigest, QualityWindow
 from movierec.serving.settings import Settings
+from movierec.serving.sqlite_storage import SqliteStorage
 from movierec.serving.store import EventStore, RequestLog
 
 
@@ -41,16 +44,15 @@ def test_the_window_keeps_at_most_max_pairs_the_most_recent() -> None:
     assert set(window.pairs) == {(1, 2), (2, 3), (2, 4)} and window.counts() == (3, 0)
 
 
-def test_the_digest_reads_what_every_worker_logged_and_publishes_it(tmp_path: Path) -> None:
+def test_the_digest_reads_what_every_worker_logged_and_publishes_it(backend: Backend) -> None:
     from movierec.serving.metrics import render
 
-    settings = Settings(database_path=tmp_path / "q.sqlite", quality_window_seconds=600)
-    db = Database(settings.database_path, 1.0, 0)
-    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
-    log = RequestLog(settings.database_path, settings=settings, db=log_db)
-    events = EventStore(settings.database_path, settings, db)
+    settings = backend.settings(quality_window_seconds=600)
+    storage = backend.open()  # with PostgreSQL, log rows are read without waiting for them to settle
+    log = RequestLog(backend.open(), settings=settings)  # another worker (or replica) logs
+    events = EventStore(backend.open(), settings)
     catalogue = {i: i for i in range(1, 11)}
-    digest = QualityDigest.for_service(db, log_db, lambda: catalogue, settings)
+    digest = QualityDigest.for_service(storage, lambda: catalogue, settings)
     try:
         log.log("a", 1, "recommendations", "v", [1, 2, 3], [0.9, 0.8, 0.7], 1.0, False, None)
         log.log("b", 2, "recommendations", "v", [3, 4], [0.9, 0.8], 1.0, False, None)
@@ -75,16 +77,30 @@ def test_the_digest_reads_what_every_worker_logged_and_publishes_it(tmp_path: Pa
     finally:
         digest.stop()
         log.close()
-        log_db.close()
-        db.close()
+
+
+def test_log_rows_that_may_still_be_overtaken_wait_before_the_digest_reads_them(postgres: PostgresServer) -> None:
+    """PostgreSQL numbers log rows when inserted, and concurrent writers may commit out of that
+    order; rows younger than the settling time are left for a later pass, so none is skipped."""
+    from movierec.serving.postgres_storage import PostgresStorage
+
+    _, url = postgres.new_database()
+    settings = Settings(database_url=url)
+    storage = PostgresStorage(url, settings, settle_seconds=1.0)
+    try:
+        storage.write_logs([("s1", time.time(), 1, "recommendations", "v", "[1]", "[0.5]", 1.0, 0, None)])
+        assert storage.logs_after(0, 10) == []  # just stored: not yet
+        time.sleep(1.1)
+        assert [r[2] for r in storage.logs_after(0, 10)] == [1]
+    finally:
+        storage.close()
 
 
 def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Path) -> None:
     settings = Settings(database_path=tmp_path / "q.sqlite")
-    db = Database(settings.database_path, 1.0, 0)
-    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
-    first = QualityDigest(db, log_db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
-    second = QualityDigest(db, log_db, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    storage = SqliteStorage(settings.database_path, settings)
+    first = QualityDigest(storage, lambda: None, 60, 1, 10, lock_dir=tmp_path)
+    second = QualityDigest(storage, lambda: None, 60, 1, 10, lock_dir=tmp_path)
     try:
         assert first.run_once() is not None
         assert second.run_once() is None  # the lock is held
@@ -93,8 +109,7 @@ def test_one_worker_computes_when_several_share_the_metrics_folder(tmp_path: Pat
     finally:
         first.stop()
         second.stop()
-        log_db.close()
-        db.close()
+        storage.close()
 
 
 def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,10 +118,9 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
     monkeypatch.setattr(quality, "CHUNK_ROWS", 2)
     monkeypatch.setattr(quality, "ROWS_PER_PASS", 4)
     settings = Settings(database_path=tmp_path / "q.sqlite")
-    db = Database(settings.database_path, 1.0, 0)
-    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
-    log = RequestLog(settings.database_path, settings=settings, db=log_db)
-    digest = QualityDigest(db, log_db, lambda: None, 600, 1, 100)
+    storage = SqliteStorage(settings.database_path, settings)
+    log = RequestLog(storage, settings=settings)
+    digest = QualityDigest(storage, lambda: None, 600, 1, 100)
     try:
         assert digest.run_once() is not None  # the first pass starts from the newest rows: none yet
         for n in range(5):
@@ -116,16 +130,14 @@ def test_a_pass_reads_a_bounded_number_of_rows_in_chunks(tmp_path: Path, monkeyp
         assert digest.run_once()["served_pairs"] == 5  # the rest on the next pass
     finally:
         log.close()
-        log_db.close()
-        db.close()
+        storage.close()
 
 
 def test_repeated_lists_count_as_if_every_row_were_recorded(tmp_path: Path) -> None:
     """A pass decodes each distinct list once; below the pair cap the window ends as if it had recorded every row."""
     settings = Settings(database_path=tmp_path / "q.sqlite")
-    db = Database(settings.database_path, 1.0, 0)
-    log_db = Database(log_file_of(settings.database_path), 1.0, 0, schema=LOG_SCHEMA)
-    digest = QualityDigest(db, log_db, lambda: {1: 0, 2: 1, 3: 2, 4: 3}, 600, 1, 100)
+    storage = SqliteStorage(settings.database_path, settings)
+    digest = QualityDigest(storage, lambda: {1: 0, 2: 1, 3: 2, 4: 3}, 600, 1, 100)
     now = time.time()
     rows = [
         (f"a{n}", now - 300 + n, 7, "recommendations", "v", "[1, 2]", "[0.5, 0.4]", 1.0, 0, None) for n in range(50)
@@ -136,7 +148,7 @@ def test_repeated_lists_count_as_if_every_row_were_recorded(tmp_path: Path) -> N
     rows += [(f"c{n}", now - 200 + n, None, "similar", "v", "[3]", "[0.9]", 1.0, 0, None) for n in range(20)]
     try:
         assert digest.run_once(now) is not None  # starts from the newest rows: none yet
-        log_db.write(lambda conn: conn.executemany("INSERT INTO request_logs VALUES (?,?,?,?,?,?,?,?,?,?)", rows))
+        storage.write_logs(rows)
         got = digest.run_once(now)
         assert got["served_pairs"] == 4  # users 7 and 8, items 1 and 2
         assert got["coverage_recommendations"] == 0.5 and got["coverage_similar"] == 0.25
@@ -151,5 +163,4 @@ def test_repeated_lists_count_as_if_every_row_were_recorded(tmp_path: Path) -> N
         window.expire(now - 250 + 600)
         assert not window.pairs
     finally:
-        log_db.close()
-        db.close()
+        storage.close()

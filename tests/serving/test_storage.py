@@ -48,7 +48,7 @@ def _an_item(client: TestClient) -> int:
 def test_a_locked_database_gives_a_quick_503_and_reads_do_not_wait(fresh: TestClient) -> None:
     # Before: one lock guarded reads and writes and SQLite waited 30 s, so feedback failed with
     # a 500 after 30 s and a recommendation on the same worker waited behind it.
-    path = fresh.app.state.service.db.path
+    path = fresh.app.state.service.storage.db.path
     holder = sqlite3.connect(str(path), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process's writer holds the write lock
     user, item = _known_user(fresh), _an_item(fresh)
@@ -85,7 +85,7 @@ def test_a_locked_database_gives_a_quick_503_and_reads_do_not_wait(fresh: TestCl
 
 
 def test_a_full_disk_is_a_503_and_makes_ready_say_why_until_space_returns(fresh: TestClient) -> None:
-    db = fresh.app.state.service.db
+    db = fresh.app.state.service.storage.db
     db._writer.execute("VACUUM")  # no free pages left: the next growth needs a new page
     pages = db._writer.execute("PRAGMA page_count").fetchone()[0]
     db._writer.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own SQLITE_FULL from here on
@@ -117,7 +117,7 @@ def test_a_database_deleted_while_running_is_refused_by_every_worker(fresh: Test
     # Before: the worker kept writing into the unlinked file (those events were lost), and a
     # restarted worker created a new file, so workers split between two databases.
     state = fresh.app.state.service
-    path = state.db.path
+    path = state.storage.db.path
     user, item = _known_user(fresh), _an_item(fresh)
     assert fresh.post("/api/v1/feedback", json={"user_id": user, "item_id": item, "event": "view"}).status_code == 201
     for suffix in ("", "-wal", "-shm"):
@@ -129,7 +129,7 @@ def test_a_database_deleted_while_running_is_refused_by_every_worker(fresh: Test
     assert fresh.post("/api/v1/recommendations", json={"user_id": user, "k": 3}).status_code in (200, 503)
     assert not path.exists()  # no reader or writer quietly created a new, empty file
     # a worker started later with the service's identity refuses the new file alike
-    later = Database(path, timeout=0.5, min_free_bytes=0, expected_identity=state.db.identity)
+    later = Database(path, timeout=0.5, min_free_bytes=0, expected_identity=state.storage.db.identity)
     try:
         with pytest.raises(StoreUnavailable, match="deleted or replaced"):
             later.write(lambda conn: conn.execute("DELETE FROM write_probe"))
@@ -143,8 +143,9 @@ def test_feedback_never_waits_on_the_request_log(fresh: TestClient) -> None:
     # log writer's batches (and their checkpoints); under load that was feedback's p99 of up
     # to 0.7 s and its rare 503s. The log now has a file of its own.
     state = fresh.app.state.service
-    assert state.log_db.path == log_file_of(state.db.path) != state.db.path
-    holder = sqlite3.connect(str(state.log_db.path), isolation_level=None)
+    log_db = state.storage.log_db
+    assert log_db.path == log_file_of(state.storage.db.path) != state.storage.db.path
+    holder = sqlite3.connect(str(log_db.path), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # the request log's writer is stuck holding its lock
     try:
         user, item = _known_user(fresh), _an_item(fresh)
@@ -159,7 +160,7 @@ def test_feedback_never_waits_on_the_request_log(fresh: TestClient) -> None:
 
 def test_a_request_log_deleted_while_running_makes_ready_say_so(fresh: TestClient) -> None:
     state = fresh.app.state.service
-    path = state.log_db.path
+    path = state.storage.log_db.path
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     ready = fresh.get("/ready")
@@ -167,7 +168,7 @@ def test_a_request_log_deleted_while_running_makes_ready_say_so(fresh: TestClien
     assert not path.exists()
     # a worker started later with the service's identity for the log refuses a new file alike
     prepare(path, 0.5, LOG_SCHEMA)  # someone recreates it
-    later = Database(path, 0.5, 0, expected_identity=state.log_db.identity, schema=LOG_SCHEMA)
+    later = Database(path, 0.5, 0, expected_identity=state.storage.log_db.identity, schema=LOG_SCHEMA)
     try:
         with pytest.raises(StoreUnavailable, match="deleted or replaced"):
             later.write(lambda conn: conn.execute("DELETE FROM write_probe"))
@@ -254,8 +255,9 @@ def test_feedback_items_read_again_whenever_any_worker_wrote(tmp_path: Path) -> 
     path = tmp_path / "events.sqlite"
     one, two = EventStore(path), EventStore(path)
     queries: list[str] = []
-    read = one.db.read
-    one.db.read = lambda sql, args=(): queries.append(sql.split()[0]) or read(sql, args)  # type: ignore[method-assign]
+    db = one.storage.db
+    read = db.read
+    db.read = lambda sql, args=(): queries.append(sql.split()[0]) or read(sql, args)  # type: ignore[method-assign]
     try:
         assert one.items_of(5) == [] and one.items_of(5) == []
         assert queries == ["SELECT"]  # the second answer was remembered, without a query

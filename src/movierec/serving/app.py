@@ -18,13 +18,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from movierec import __version__
 from movierec.serving.auth import KeyRing
 from movierec.serving.budget import OverBudget
-from movierec.serving.database import StoreUnavailable, log_file_of, move_legacy_request_log, open_database
+from movierec.serving.database import StoreUnavailable
 from movierec.serving.metrics import REQUESTS
 from movierec.serving.quality import QualityDigest
 from movierec.serving.reply_cache import ReplyCache
 from movierec.serving.routes import admin, catalogue, feedback, health, recommend
 from movierec.serving.settings import Settings
 from movierec.serving.state import ServiceState
+from movierec.serving.storage import open_storage
 from movierec.serving.store import BundlePointer, EventStore, RateLimited, RequestLog
 
 log = logging.getLogger("movierec.serving")
@@ -180,21 +181,13 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = open_database(settings.database_path, settings)
-        try:
-            log_db = open_database(log_file_of(settings.database_path), settings, log=True)
-            if not settings.request_log_identity:  # `movierec serve` moved old rows before any worker
-                move_legacy_request_log(settings.database_path, settings.database_timeout_seconds)
-        except BaseException:
-            db.close()
-            raise
+        storage = open_storage(settings)  # SQLite files (default) or PostgreSQL (MOVIEREC_DATABASE_URL)
         state = ServiceState(
             settings,
-            EventStore(settings.database_path, settings, db),
-            RequestLog(settings.database_path, settings=settings, db=log_db),
-            pointer=BundlePointer(settings.database_path, settings, db),
-            db=db,
-            log_db=log_db,
+            EventStore(storage, settings),
+            RequestLog(storage, settings=settings),
+            pointer=BundlePointer(storage),
+            storage=storage,
             keys=KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, settings.host),
             replies=ReplyCache(settings.reply_cache_bytes),
         )
@@ -204,21 +197,21 @@ def create_app(settings: Settings | None = None, load: bool = True) -> FastAPI:
                 candidate = state.load()
                 state.smoke_test(candidate)  # start-up checks what a reload checks
                 state.swap(candidate)
+                state.configured_version = candidate.version
             except Exception as exc:  # reported by /ready, the service stays up
                 state.not_ready_reason = f"{type(exc).__name__}: {exc}"
                 log.error("bundle not loaded: %s", state.not_ready_reason)
             state.sync_with_pointer()  # a worker started after a reload serves the reloaded bundle
         state.follow_reloads(settings.reload_poll_seconds)
         quality = QualityDigest.for_service(
-            db, log_db, lambda: state.recommender.row_of if state.recommender else None, settings
+            storage, lambda: state.recommender.row_of if state.recommender else None, settings
         )
         quality.start()  # coverage and interacted share, off the request path
         yield
         quality.stop()
         state.stop()
         state.log.close()
-        log_db.close()
-        db.close()
+        storage.close()
 
     app = FastAPI(
         title="movierec",

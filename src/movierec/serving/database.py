@@ -80,7 +80,7 @@ def log_file_of(database: Path) -> Path:
 
 
 # columns added after the first release: (table, column, declaration); added to older files on open
-MIGRATIONS = (("feedback", "received", "REAL"),)
+MIGRATIONS = (("feedback", "received", "REAL"), ("bundle_pointer", "base", "TEXT"))
 POST_MIGRATION = "CREATE INDEX IF NOT EXISTS feedback_received ON feedback (user_id, received);"
 
 

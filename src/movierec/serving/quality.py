@@ -1,11 +1,12 @@
 """Windowed quality gauges of what was served, computed off the request path.
 
 Every served list is already a row of the request log and every feedback event a row of
-the feedback table, in the files every worker shares (the request log's beside the database). One worker (the holder of a
-lock file in the Prometheus multiprocess folder; any worker when there is one process)
-runs a background thread that, every ``quality_interval_seconds``, reads the rows added
-since its last pass (by rowid: an indexed range, at most ``ROWS_PER_PASS`` a pass, read
-``CHUNK_ROWS`` at a time) and publishes, over the last ``quality_window_seconds``:
+the feedback table, in the storage every worker shares (:mod:`~movierec.serving.storage`).
+One worker per host (the holder of a lock file in the Prometheus multiprocess folder; any
+worker when there is one process) runs a background thread that, every
+``quality_interval_seconds``, reads the rows added since its last pass (by the log's
+cursor: an indexed range, at most ``ROWS_PER_PASS`` a pass, read ``CHUNK_ROWS`` at a time)
+and publishes, over the last ``quality_window_seconds``:
 
 - ``catalogue_coverage_ratio{endpoint}``: the share of the served bundle's catalogue
   that each endpoint returned;
@@ -23,7 +24,9 @@ and written in batches by each worker) are in by then. Memory is bounded: at mos
 ``quality_max_pairs`` pairs are kept, the most recently served; under more traffic than
 that the window is in effect shorter (``recommendation_served_pairs`` then sits at the cap).
 When the computing worker dies, another takes the lock within one interval and rebuilds the
-window from the newest ``ROWS_PER_PASS`` log rows.
+window from the newest ``ROWS_PER_PASS`` log rows. With PostgreSQL every replica reads the
+rows of all of them, so each publishes the same service-wide values (aggregate them with
+``max``, not ``sum``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import IO
 
-from movierec.serving.database import Database, StoreUnavailable
+from movierec.serving.database import StoreUnavailable
 from movierec.serving.metrics import (
     COVERAGE,
     INTERACTED_PAIRS,
@@ -48,6 +51,7 @@ from movierec.serving.metrics import (
     QUALITY_WINDOW,
     SERVED_PAIRS,
 )
+from movierec.serving.storage import Storage
 
 log = logging.getLogger("movierec.serving")
 ENDPOINTS = ("recommendations", "retrieval", "ranking", "similar", "popular")  # the routes that log lists
@@ -138,8 +142,7 @@ class QualityDigest:
     """Keeps a :class:`QualityWindow` up to date from the database and publishes the gauges.
 
     Args:
-        db: the service database (feedback).
-        log_db: the request log's file.
+        storage: the service's storage (feedback and the request log).
         catalogue: returns the served bundle's item ids (None while no bundle is loaded).
         window: the window's length in seconds.
         interval: seconds between passes.
@@ -150,35 +153,30 @@ class QualityDigest:
 
     def __init__(
         self,
-        db: Database,
-        log_db: Database,
+        storage: Storage,
         catalogue: Callable[[], Collection[int] | None],
         window: float,
         interval: float,
         max_pairs: int,
         lock_dir: Path | None = None,
     ):
-        self.db = db
-        self.log_db = log_db
+        self.storage = storage
         self.catalogue = catalogue
         self.interval = interval
         self.state = QualityWindow(window, max_pairs)
         self.lock_dir = lock_dir
         self._lock_file: IO[bytes] | None = None
-        self._log_rowid: int | None = None  # None until the first pass (which starts from the newest rows)
+        self._log_cursor: int | None = None  # None until the first pass (which starts from the newest rows)
         self._feedback_id = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_service(
-        cls, db: Database, log_db: Database, catalogue: Callable[[], Collection[int] | None], settings
-    ) -> QualityDigest:
+    def for_service(cls, storage: Storage, catalogue: Callable[[], Collection[int] | None], settings) -> QualityDigest:
         """A digest configured by the service settings, elected among the workers when there are several."""
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         return cls(
-            db,
-            log_db,
+            storage,
             catalogue,
             window=settings.quality_window_seconds,
             interval=settings.quality_interval_seconds,
@@ -201,38 +199,32 @@ class QualityDigest:
 
     def _start_points(self) -> None:
         """Where the first pass reads from: the newest ``ROWS_PER_PASS`` log and feedback rows."""
-        last_log = self.log_db.read("SELECT COALESCE(MAX(rowid), 0) FROM request_logs")[0][0]
-        last_feedback = self.db.read("SELECT COALESCE(MAX(id), 0) FROM feedback")[0][0]
-        self._log_rowid = max(0, int(last_log) - ROWS_PER_PASS)
-        self._feedback_id = max(0, int(last_feedback) - ROWS_PER_PASS)
+        self._log_cursor = max(0, self.storage.last_log_cursor() - ROWS_PER_PASS)
+        self._feedback_id = max(0, self.storage.last_feedback_id() - ROWS_PER_PASS)
 
     def run_once(self, now: float | None = None) -> dict[str, float] | None:
         """One pass: read the new rows, publish the gauges and return them (None when not elected)."""
         if not self.elected():
             return None
         now = time.time() if now is None else now
-        if self._log_rowid is None:
+        if self._log_cursor is None:
             self._start_points()
         for _ in range(ROWS_PER_PASS // CHUNK_ROWS):
-            rows = self.log_db.read(
-                "SELECT rowid, time, user_id, endpoint, item_ids FROM request_logs WHERE rowid > ? "
-                "ORDER BY rowid LIMIT ?",
-                (self._log_rowid, CHUNK_ROWS),
-            )
+            rows = self.storage.logs_after(self._log_cursor, CHUNK_ROWS)
             # the same list to the same user (a page reloaded, a reply from the reply cache)
             # comes back again and again: each distinct one is decoded and recorded once, at
             # the first and the last time it was served. That leaves the window as recording
             # every row would, for a fraction of the work, except when the pair cap evicts
             # within one chunk: a pair may then keep an earlier first serving than it would
             spans: dict[tuple[str, int | None, str], list[float]] = {}
-            for rowid, at, user_id, endpoint, item_ids in rows:
+            for cursor, at, user_id, endpoint, item_ids in rows:
                 key = (endpoint, user_id if endpoint == CHAIN else None, item_ids)
                 span = spans.get(key)
                 if span is None:
                     spans[key] = [at, at]
                 else:
                     span[0], span[1] = min(span[0], at), max(span[1], at)
-                self._log_rowid = rowid
+                self._log_cursor = cursor
             for (endpoint, user_id, item_ids), (first, last) in sorted(spans.items(), key=lambda kv: kv[1][1]):
                 items = json.loads(item_ids)
                 self.state.served(first, user_id, endpoint, items)
@@ -240,10 +232,7 @@ class QualityDigest:
                     self.state.served(last, user_id, endpoint, items)
             if len(rows) < CHUNK_ROWS:
                 break
-        events = self.db.read(
-            "SELECT id, received, user_id, item_id FROM feedback WHERE id > ? AND received <= ? ORDER BY id LIMIT ?",
-            (self._feedback_id, now - FEEDBACK_LAG_SECONDS, ROWS_PER_PASS),
-        )
+        events = self.storage.feedback_after(self._feedback_id, now - FEEDBACK_LAG_SECONDS, ROWS_PER_PASS)
         for event_id, at, user_id, item_id in events:
             self.state.feedback(at, user_id, item_id)
             self._feedback_id = event_id

@@ -13,27 +13,28 @@ from pathlib import Path
 from typing import Any
 
 from movierec.errors import DataError
+from movierec.serving.storage import is_database_url
 from movierec.serving.store import EventStore, read_request_logs
 
 ENDPOINTS = ("retrieval", "recommendations")
 
 
 def replay(
-    database: Path,
+    database: Path | str,
     bundle: Path | None = None,
     k: int = 10,
 ) -> dict[str, Any]:
     """Score logged lists (and optionally a bundle) against the feedback that followed.
 
     Args:
-        database: the service's SQLite file (request log and feedback).
+        database: the service's SQLite file, or its PostgreSQL URL (request log and feedback).
         bundle: a bundle folder to re-score the same requests with, or None.
         k: list length to evaluate.
 
     Returns:
         Counts, and hit rate and recall at ``k`` of the served and the replayed lists.
     """
-    if not Path(database).exists():
+    if not is_database_url(database) and not Path(database).exists():
         raise DataError("no service database; serve some traffic first", path=database)
     logs = [r for r in read_request_logs(database) if r["endpoint"] in ENDPOINTS and r["user_id"] is not None]
     store = EventStore(database)

@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -28,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from movierec.serving.database import Database, StoreUnavailable, log_file_of, open_database
+from movierec.serving.database import StoreUnavailable
 from movierec.serving.metrics import LOG_DROPPED
 from movierec.serving.settings import Settings
+from movierec.serving.storage import Storage, open_storage
 
 log = logging.getLogger("movierec.serving")
 BATCH = 500  # rows per transaction
@@ -58,18 +58,20 @@ class RequestLog:
     """Writes request rows from a queue on a background thread, in small transactions.
 
     Args:
-        path: the service database; the rows go to the request log's own file beside it
-            (:func:`~movierec.serving.database.log_file_of`), unless ``db`` is given.
+        where: the service's storage (:mod:`~movierec.serving.storage`), or a SQLite path or
+            PostgreSQL URL to open one (then closed with this log). With SQLite the rows go to
+            the request log's own file beside the database
+            (:func:`~movierec.serving.database.log_file_of`).
         max_queue: rows the queue holds (default: the ``log_queue_size`` setting).
         settings: the service settings (default: from the environment).
-        db: the request log's opened file.
     """
 
-    def __init__(
-        self, path: Path, max_queue: int | None = None, settings: Settings | None = None, db: Database | None = None
-    ):
+    def __init__(self, where: Storage | Path | str, max_queue: int | None = None, settings: Settings | None = None):
         settings = settings or Settings()
-        self.path = Path(path)
+        if isinstance(where, (Path, str)):
+            self.storage, self._owns = open_storage(settings, location=where), True
+        else:
+            self.storage, self._owns = where, False
         self.queue: queue.Queue[tuple | None] = queue.Queue(maxsize=max_queue or settings.log_queue_size)
         self.block_seconds = settings.request_log_block_seconds
         self.max_age_seconds = settings.request_log_max_age_days * 86400.0
@@ -77,8 +79,6 @@ class RequestLog:
         self.prune_seconds = settings.request_log_prune_seconds
         self.dropped = 0
         self._dropped_lock = threading.Lock()
-        self.db = db or open_database(log_file_of(self.path), settings, log=True)
-        self._owns_db = db is None
         self._last_prune = 0.0
         self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
         self._thread.start()
@@ -177,11 +177,7 @@ class RequestLog:
         reason = ""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self.db.write(
-                    lambda conn: conn.executemany(
-                        "INSERT OR IGNORE INTO request_logs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                    )
-                )
+                self.storage.write_logs(rows)
                 return
             except StoreUnavailable as exc:
                 reason = exc.reason
@@ -191,18 +187,7 @@ class RequestLog:
     def prune(self, now: float | None = None) -> int:
         """Delete rows past the retention limits; returns how many were deleted."""
         cutoff = (now if now is not None else time.time()) - self.max_age_seconds
-
-        def delete(conn: sqlite3.Connection) -> int:
-            old = conn.execute("DELETE FROM request_logs WHERE time < ?", (cutoff,)).rowcount
-            # rows get increasing rowids as they are written, so the newest max_rows are those
-            # above max(rowid) - max_rows: one range delete, not a walk over a million entries
-            excess = conn.execute(
-                "DELETE FROM request_logs WHERE rowid <= (SELECT MAX(rowid) FROM request_logs) - ?",
-                (self.max_rows,),
-            ).rowcount
-            return old + excess
-
-        return self.db.write(delete)
+        return self.storage.prune_logs(cutoff, self.max_rows)
 
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._last_prune < self.prune_seconds:
@@ -229,5 +214,5 @@ class RequestLog:
         except queue.Full:  # the writer is gone or stuck: what is queued is lost, and counted
             self._drop(self.queue.qsize(), "the service stopped with the writer stuck")
         self._thread.join(timeout=10)
-        if self._owns_db:
-            self.db.close()
+        if self._owns:
+            self.storage.close()

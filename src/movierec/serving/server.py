@@ -20,6 +20,33 @@ def app_factory():  # uvicorn's factory hook
     return create_app()
 
 
+def prepare_storage_sqlite(settings: Settings) -> None:
+    """Create (or upgrade) both SQLite files and prove them writable once, before any worker: a
+    read-only or unusable file is a one-line error instead of a traceback per worker. The
+    workers (and any restarted later) are pinned to these very files, so a file deleted while
+    running is refused by all alike. A fresh start serves the configured bundle, not an earlier
+    run's reload."""
+    from movierec.serving.store import BundlePointer
+
+    os.environ["MOVIEREC_DATABASE_IDENTITY"] = prepare(settings.database_path, settings.database_timeout_seconds)
+    os.environ["MOVIEREC_REQUEST_LOG_IDENTITY"] = prepare(
+        log_file_of(settings.database_path), settings.database_timeout_seconds, LOG_SCHEMA
+    )
+    move_legacy_request_log(settings.database_path, settings.database_timeout_seconds)
+    pointer = BundlePointer(settings.database_path, Settings())
+    pointer.clear()
+    pointer.close()
+
+
+def prepare_storage_postgres(settings: Settings) -> None:
+    """Reach the PostgreSQL database, create or migrate its schema and prove a write works, before
+    any worker: an unreachable server is a one-line error. The reload pointer is kept: a replica
+    (re)started beside others follows their last reload (see ``ServiceState.follow_reloads``)."""
+    from movierec.serving.postgres import prepare as prepare_postgres
+
+    prepare_postgres(settings.database_url, settings.database_timeout_seconds)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "warning") -> None:
     """Refuse to start on a missing or corrupt bundle; otherwise serve until interrupted.
 
@@ -36,19 +63,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
         KeyRing.parse(settings.api_keys, settings.api_key, settings.auth, host)
     except AuthConfigError as exc:
         raise ParamsError(str(exc)) from exc
-    from movierec.serving.store import BundlePointer
-
-    # Created (or upgraded) and proven writable once, here: a read-only or unusable file is a
-    # one-line error instead of a traceback per worker; the workers (and any restarted later)
-    # are pinned to this very file, so a file deleted while running is refused by all alike.
-    os.environ["MOVIEREC_DATABASE_IDENTITY"] = prepare(settings.database_path, settings.database_timeout_seconds)
-    os.environ["MOVIEREC_REQUEST_LOG_IDENTITY"] = prepare(
-        log_file_of(settings.database_path), settings.database_timeout_seconds, LOG_SCHEMA
-    )
-    move_legacy_request_log(settings.database_path, settings.database_timeout_seconds)
-    pointer = BundlePointer(settings.database_path, Settings())
-    pointer.clear()  # a fresh start serves the configured bundle, not an earlier run's reload
-    pointer.close()
+    if settings.database_url:
+        prepare_storage_postgres(settings)
+    else:
+        prepare_storage_sqlite(settings)
     # One thread per library per worker: on a small machine BLAS, OpenMP (FAISS) and TensorFlow
     # thread pools otherwise spin against each other on tiny per-request matrices, which was
     # measured to halve the chain's throughput. Requests already run concurrently in threads.

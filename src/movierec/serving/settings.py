@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from movierec.errors import ParamsError
+from movierec.redact import redact
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,14 @@ class Settings(BaseSettings):
     tracking_uri: str = ""
     registered_model: str = "movierec"  # the name /admin/reload's alias or version refers to
     database_path: Path = Path("data/serving/movierec.sqlite")
+    # the database several replicas share (postgresql://USER:PASSWORD@HOST:5432/NAME): feedback, the
+    # request log and the reload pointer live there instead of the SQLite files at database_path
+    database_url: str = ""
+    database_pool_size: PositiveInt = 4  # PostgreSQL: connections per worker for reads, and again for writes
+    # PostgreSQL: how a worker learns that feedback changed. "notify": LISTEN/NOTIFY feeding a local
+    # counter (no query per request); "query": read the user's feedback on every request (for a pooler
+    # such as PgBouncer in transaction mode, which does not carry LISTEN)
+    feedback_signal: Literal["notify", "query"] = "notify"
     database_timeout_seconds: PositiveFloat = 1.0  # the longest a request waits for the database (then 503)
     min_free_disk_bytes: NonNegativeInt = 50 * 1024 * 1024  # less free space on the database's disk: /ready is 503
     database_identity: str = ""  # set by `movierec serve` for its workers (the file they must share)
@@ -64,6 +73,13 @@ class Settings(BaseSettings):
     quality_interval_seconds: PositiveFloat = 15.0
     quality_max_pairs: PositiveInt = 200_000
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/NAME), or empty for SQLite")
+        return value
+
 
 def load_service_settings() -> Settings:
     """The settings from the environment; a bad value is a one-line error naming the variable.
@@ -75,10 +91,15 @@ def load_service_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"MOVIEREC_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
+            f"MOVIEREC_{'_'.join(str(p) for p in e['loc']).upper()}={_shown(e)!r}: {e['msg']}" for e in exc.errors()
         )
         raise ParamsError(f"bad service setting: {problems}") from exc
+
+
+def _shown(error: Any) -> Any:
+    """The value of a failed setting as an error message may show it: URLs without their credentials."""
+    value = error.get("input")
+    return redact(value) if isinstance(value, str) and "://" in value else value
 
 
 def get_settings() -> Settings:

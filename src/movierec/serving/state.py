@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from movierec.serving.auth import KeyRing
-from movierec.serving.database import Database
 from movierec.serving.metrics import ActiveUsers, set_bundle
 from movierec.serving.model_source import Fetched, fetch, model_uri
 from movierec.serving.reply_cache import ReplyCache
 from movierec.serving.service import Recommender
 from movierec.serving.settings import Settings
 from movierec.serving.smoke import smoke_test as run_smoke_test
+from movierec.serving.storage import Storage
 from movierec.serving.store import BundlePointer, EventStore, RequestLog
 
 log = logging.getLogger("movierec.serving")
@@ -54,8 +54,8 @@ class ServiceState:
     recommender: Recommender | None = None
     not_ready_reason: str | None = "starting"
     pointer: BundlePointer | None = None
-    db: Database | None = None  # the database behind events and pointer (its health is /ready's)
-    log_db: Database | None = None  # the request log's own file (its health too)
+    storage: Storage | None = None  # behind events, log and pointer (its health is /ready's)
+    configured_version: str | None = None  # the bundle loaded from the configuration at start
     keys: KeyRing = field(default_factory=KeyRing)
     active: ActiveUsers = field(default_factory=ActiveUsers)
     replies: ReplyCache = field(default_factory=lambda: ReplyCache(0))  # off unless the app sizes it
@@ -71,14 +71,17 @@ class ServiceState:
     def source(
         self, path: str | Path | None = None, alias: str | None = None, version: int | None = None
     ) -> tuple[Path, Fetched | None]:
-        """The folder to load: ``path``; a registered version by ``alias`` or ``version`` (downloaded
-        first); else ``MOVIEREC_MODEL_URI`` if set, else ``MOVIEREC_BUNDLE_DIR``.
+        """The folder to load: ``path`` (a folder, or a registry address ``models:/...``); a
+        registered version by ``alias`` or ``version`` (downloaded first); else
+        ``MOVIEREC_MODEL_URI`` if set, else ``MOVIEREC_BUNDLE_DIR``.
 
         Raises:
             RegistryUnavailable: the registry address cannot be resolved or downloaded.
         """
         if alias is not None or version is not None:
             uri = model_uri(self.settings.registered_model, alias, version)
+        elif isinstance(path, str) and path.startswith("models:/"):
+            uri = path
         elif path is not None:
             return Path(path), None
         elif self.settings.model_uri:
@@ -108,13 +111,24 @@ class ServiceState:
         """
         run_smoke_test(candidate)
 
+    def pointed_source(self, path: Path, fetched: Fetched | None) -> str:
+        """What the shared pointer records for a bundle loaded from ``path``: the registry
+        address pinned to the version fetched (an alias may move before another replica reads
+        it), else the folder's absolute path (which other hosts must see at that path too)."""
+        if fetched is not None:
+            return model_uri(fetched.name, None, int(fetched.version))
+        return str(Path(path).resolve())
+
     def follow_reloads(self, interval: float) -> threading.Thread:
         """Poll the shared bundle pointer; when another worker reloaded, load and swap too.
 
-        With several uvicorn workers an admin reload reaches one process; it validates the
-        bundle, swaps it in and records it in the database. Every other worker sees the new
-        pointer within ``interval`` seconds and does the same (loading, smoke test, swap), so
-        all workers converge on the reloaded bundle, each keeping its old one on failure.
+        With several workers (or replicas sharing PostgreSQL) an admin reload reaches one
+        process; it validates the bundle, swaps it in and records it in the database. Every
+        other worker sees the new pointer within ``interval`` seconds and does the same
+        (fetching from the registry when the pointer is a registry address, loading, smoke
+        test, swap), so all workers converge on the reloaded bundle, each keeping its old one
+        on failure. A worker whose configured bundle differs from the reloading worker's (a
+        new deployment next to the old one) keeps its own.
         """
 
         def run() -> None:
@@ -133,15 +147,18 @@ class ServiceState:
         """Load the pointed-to bundle if it differs from the current one; True when swapped."""
         target = self.pointer.get() if self.pointer is not None else None
         current = self.recommender.version if self.recommender is not None else None
-        if target is None or target[1] in (current, self.failed_version):
+        if target is None or target.version in (current, self.failed_version):
             return False
+        if target.base is not None and self.configured_version not in (None, target.base):
+            return False  # a reload made under another configuration (see follow_reloads)
         with self.reload_lock:
             try:
-                candidate = self.load(target[0])
+                path, _ = self.source(target.source)
+                candidate = self.load(path)
                 self.smoke_test(candidate)
             except Exception as exc:  # keep serving the current bundle
-                self.failed_version = target[1]
-                log.error("bundle %s from %s not loaded: %s", target[1], target[0], exc)
+                self.failed_version = target.version
+                log.error("bundle %s from %s not loaded: %s", target.version, target.source, exc)
                 return False
             self.swap(candidate)
         return True
@@ -150,11 +167,7 @@ class ServiceState:
         """Why the service cannot serve every request now (no bundle, a database problem), or None."""
         if self.recommender is None:
             return self.not_ready_reason or "no bundle loaded"
-        for db in (self.db, self.log_db):
-            reason = db.health() if db is not None else None
-            if reason is not None:
-                return reason
-        return None
+        return self.storage.health() if self.storage is not None else None
 
     def stop(self) -> None:
         """Stop the reload follower (and wait for a load it is doing, at most 30 s)."""

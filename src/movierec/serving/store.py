@@ -1,27 +1,29 @@
-"""The feedback event store and the shared bundle pointer, in the service's SQLite file.
+"""The feedback event store and the shared bundle pointer, on the service's storage.
 
 Feedback events are written synchronously (the caller needs them on the next request)
-and read per request, so every worker process sees every event. Every event is kept
-(retraining reads them all), but serving reads only a user's most recent
-``feedback_per_user`` events, and a user may post at most ``feedback_rate_limit`` events
-per ``feedback_rate_window_seconds`` (counted across workers, in the database), so one
-client can neither slow down nor empty another user's recommendations by flooding it.
+and read per request, so every worker, and with PostgreSQL every replica, sees every
+event. Every event is kept (retraining reads them all), but serving reads only a user's
+most recent ``feedback_per_user`` events, and a user may post at most
+``feedback_rate_limit`` events per ``feedback_rate_window_seconds`` (counted across
+workers and replicas, in the database), so one client can neither slow down nor empty
+another user's recommendations by flooding it.
+
+Where the rows live is the storage's business (:mod:`~movierec.serving.storage`: SQLite
+files on one host, or one PostgreSQL database for several).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from movierec.serving.change_clock import ChangeClock, clock_file_of
-from movierec.serving.database import Database, StoreUnavailable, log_file_of, open_database
+from movierec.serving.database import StoreUnavailable, log_file_of
 from movierec.serving.request_log import RequestLog
 from movierec.serving.settings import Settings
+from movierec.serving.storage import Pointer, RateLimited, Storage, is_database_url, open_storage
 
 __all__ = ["BundlePointer", "EventStore", "RateLimited", "RequestLog", "StoreUnavailable", "read_request_logs"]
 
@@ -31,30 +33,29 @@ __all__ = ["BundlePointer", "EventStore", "RateLimited", "RequestLog", "StoreUna
 SEEN_ITEMS = 1_000_000
 
 
-class RateLimited(Exception):
-    """A user posted more feedback than the rate limit allows; retry after ``retry_after`` seconds."""
-
-    def __init__(self, user_id: int, limit: int, window: float, retry_after: float):
-        self.retry_after = max(1, math.ceil(retry_after))
-        super().__init__(
-            f"user {user_id} posted {limit} feedback events in the last {window:g} s, the most allowed "
-            f"(MOVIEREC_FEEDBACK_RATE_LIMIT); retry in {self.retry_after} s"
-        )
+def _storage(where: Storage | Path | str, settings: Settings | None) -> tuple[Storage, bool]:
+    """``(storage, owned)``: ``where`` itself, or the storage it names opened here (and owned)."""
+    if isinstance(where, (Path, str)):
+        return open_storage(settings, location=where), True
+    return where, False
 
 
 class EventStore:
-    """Feedback events (user, item, rating or event kind, time), capped and rate-limited per user."""
+    """Feedback events (user, item, rating or event kind, time), capped and rate-limited per user.
 
-    def __init__(self, path: Path, settings: Settings | None = None, db: Database | None = None):
+    Args:
+        where: the service's storage, or a SQLite path or PostgreSQL URL to open one (then
+            closed with this store).
+        settings: the service settings (default: from the environment).
+    """
+
+    def __init__(self, where: Storage | Path | str, settings: Settings | None = None):
         settings = settings or Settings()
-        self.path = Path(path)
-        self.db = db or open_database(self.path, settings)
-        self._owns_db = db is None
+        self.storage, self._owns = _storage(where, settings)
         self.per_user = settings.feedback_per_user
         self.rate_limit = settings.feedback_rate_limit
         self.rate_window = settings.feedback_rate_window_seconds
-        self._seen = threading.local()  # per reading thread: users' items as of one clock value
-        self.clock = ChangeClock(clock_file_of(self.path))
+        self._seen = threading.local()  # per reading thread: users' items as of one change-signal value
 
     def add(self, user_id: int, item_id: int, rating: float | None, event: str, timestamp: int) -> int:
         """Store one event and return its id.
@@ -63,23 +64,10 @@ class EventStore:
             RateLimited: the user reached the rate limit (nothing is stored).
             StoreUnavailable: the database cannot take the write now.
         """
-
-        def insert(conn: sqlite3.Connection) -> int:
-            now = time.time()
-            since = now - self.rate_window
-            recent = conn.execute(
-                "SELECT COUNT(*), MIN(received) FROM feedback WHERE user_id = ? AND received >= ?", (user_id, since)
-            ).fetchone()
-            if recent[0] >= self.rate_limit:
-                raise RateLimited(user_id, self.rate_limit, self.rate_window, recent[1] + self.rate_window - now)
-            cur = conn.execute(
-                "INSERT INTO feedback (user_id, item_id, rating, event, timestamp, received) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, item_id, rating, event, timestamp, now),
-            )
-            return int(cur.lastrowid)
-
-        event_id = self.db.write(insert)
-        self.clock.advance()  # after the commit: every worker's next read sees the event
+        event_id = self.storage.add_feedback(
+            user_id, item_id, rating, event, timestamp, self.rate_limit, self.rate_window
+        )
+        self.storage.changes.advance()  # after the commit: every worker's next read sees the event
         return event_id
 
     def items_of(self, user_id: int) -> list[int]:
@@ -87,76 +75,86 @@ class EventStore:
         their timestamps. Recency is by arrival, not by the client's timestamp, so events
         posted with timestamps far in the future cannot hold the window.
 
-        Every call reads the feedback counter that each worker advances after committing
-        feedback (:mod:`~movierec.serving.change_clock`, a read of shared memory); until it
-        moves, the items this thread read for the user are still the answer.
+        Every call reads the storage's change signal (SQLite: a counter in shared memory that
+        each worker advances after committing feedback; PostgreSQL: a counter fed by
+        LISTEN/NOTIFY); until it moves, the items this thread read for the user are still the
+        answer. A signal that cannot vouch for its value (None) means a read every time.
         """
-        version = self.clock.now()
+        version = self.storage.changes.now()
+        if version is None:
+            return self.storage.recent_items(user_id, self.per_user)
         seen = self._seen
         if getattr(seen, "version", None) != version or seen.count >= SEEN_ITEMS:
             seen.version, seen.items, seen.count = version, {}, 0
         found = seen.items.get(user_id)
         if found is None:
-            rows = self.db.read(
-                "SELECT item_id FROM (SELECT item_id, timestamp, id FROM feedback WHERE user_id = ? "
-                "ORDER BY id DESC LIMIT ?) ORDER BY timestamp, id",
-                (user_id, self.per_user),
-            )
-            found = seen.items[user_id] = [int(r[0]) for r in rows]
+            found = seen.items[user_id] = self.storage.recent_items(user_id, self.per_user)
             seen.count += len(found) + 1
         return list(found)
 
     def all_events(self) -> list[tuple[int, int, float | None, str, int]]:
         """Every stored event (for retraining and replay)."""
-        return self.db.read("SELECT user_id, item_id, rating, event, timestamp FROM feedback ORDER BY timestamp, id")
+        return self.storage.all_feedback()
 
     def close(self) -> None:
-        """Close the counter, and the connections when this store opened them."""
-        self.clock.close()
-        if self._owns_db:
-            self.db.close()
+        """Close the storage when this store opened it."""
+        if self._owns:
+            self.storage.close()
 
 
 class BundlePointer:
-    """The bundle every worker should serve, after an admin reload (one row, shared by workers)."""
+    """The bundle every worker should serve, after an admin reload (one row, shared by every
+    worker, and with PostgreSQL by every replica)."""
 
-    def __init__(self, path: Path, settings: Settings | None = None, db: Database | None = None):
-        self.db = db or open_database(Path(path), settings)
-        self._owns_db = db is None
+    def __init__(self, where: Storage | Path | str, settings: Settings | None = None):
+        self.storage, self._owns = _storage(where, settings)
 
-    def set(self, bundle_path: str, version: str) -> None:
-        """Point every worker at ``bundle_path`` (already validated by the caller)."""
-        self.db.write(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO bundle_pointer VALUES (1, ?, ?, ?)", (bundle_path, version, time.time())
-            )
-        )
+    def set(self, source: str, version: str, base: str | None = None) -> None:
+        """Point every worker at ``source`` (a shared folder or a pinned registry address,
+        validated by the caller); ``base``: the configured bundle's version the caller started from."""
+        self.storage.set_pointer(Pointer(source, version, base))
 
-    def get(self) -> tuple[str, str] | None:
-        """``(path, version)`` of the requested bundle, or None when no reload happened."""
-        rows = self.db.read("SELECT path, version FROM bundle_pointer WHERE id = 1")
-        return (rows[0][0], rows[0][1]) if rows else None
+    def get(self) -> Pointer | None:
+        """The requested bundle, or None when no reload happened."""
+        return self.storage.get_pointer()
 
     def clear(self) -> None:
         """Forget earlier reloads (a fresh start serves the configured bundle)."""
-        self.db.write(lambda conn: conn.execute("DELETE FROM bundle_pointer"))
+        self.storage.clear_pointer()
 
     def close(self) -> None:
-        """Close the connections (when this pointer opened them)."""
-        if self._owns_db:
-            self.db.close()
+        """Close the storage when this pointer opened it."""
+        if self._owns:
+            self.storage.close()
 
 
-def read_request_logs(path: Path) -> list[dict[str, Any]]:
+def read_request_logs(where: Path | str) -> list[dict[str, Any]]:
     """Every logged request as a dict, oldest first (for replay and tests).
 
-    ``path`` is the service database; the rows are in the request log's file beside it
-    (:func:`~movierec.serving.database.log_file_of`). Rows that older versions wrote into
-    the database itself are read too until the service next starts and moves them
+    ``where`` is a PostgreSQL URL, or the SQLite service database: its rows are in the
+    request log's file beside it (:func:`~movierec.serving.database.log_file_of`), read
+    without creating anything; rows that older versions wrote into the database itself are
+    read too until the service next starts and moves them
     (:func:`~movierec.serving.database.move_legacy_request_log`).
     """
+    if is_database_url(where):
+        storage = open_storage(location=where)
+        try:
+            rows = storage.read_logs()
+        finally:
+            storage.close()
+    else:
+        rows = _read_sqlite_logs(Path(where))
+    rows.sort(key=lambda row: row["time"])
+    for row in rows:
+        row["item_ids"] = json.loads(row["item_ids"])
+        row["scores"] = json.loads(row["scores"])
+    return rows
+
+
+def _read_sqlite_logs(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for source in (Path(path), log_file_of(path)):
+    for source in (path, log_file_of(path)):
         if not source.exists():
             continue
         conn = sqlite3.connect(source.absolute().as_uri() + "?mode=ro", uri=True)
@@ -166,8 +164,4 @@ def read_request_logs(path: Path) -> list[dict[str, Any]]:
                 rows += [dict(r) for r in conn.execute("SELECT * FROM request_logs").fetchall()]
         finally:
             conn.close()
-    rows.sort(key=lambda row: row["time"])
-    for row in rows:
-        row["item_ids"] = json.loads(row["item_ids"])
-        row["scores"] = json.loads(row["scores"])
     return rows
