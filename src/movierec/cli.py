@@ -339,8 +339,12 @@ def cmd_bench_serve(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> None:
     """Evaluate a bundle offline on the logged requests and the feedback that followed them."""
     from movierec.serving.replay import replay
+    from movierec.serving.settings import load_service_settings
+    from movierec.serving.storage import is_database_url
 
-    report = replay(Path(args.database), Path(args.bundle) if args.bundle else None, args.k)
+    database = args.database or load_service_settings().database_url or "data/serving/movierec.sqlite"
+    where = database if is_database_url(database) else Path(database)
+    report = replay(where, Path(args.bundle) if args.bundle else None, args.k)
     from movierec.io import write_json
 
     if args.out:
@@ -542,7 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_workers)
 
     p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
-    p.add_argument("--database", default="data/serving/movierec.sqlite", help="the service's SQLite file")
+    p.add_argument(
+        "--database",
+        help="the service's SQLite file or PostgreSQL URL (default: MOVIEREC_DATABASE_URL if set, "
+        "else data/serving/movierec.sqlite)",
+    )
     p.add_argument("--bundle", help="a bundle folder to re-score the logged requests with (default: only the logs)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--out", help="write the report as JSON here")
