@@ -21,6 +21,11 @@ every stage in `dvc.lock`, so after a run `dvc status` is clean.
 `params.yaml` (comments kept), so DVC, MLflow and the outputs agree on what was used. A given
 number of epochs is also the only choice left to the tune stage's search for that model.
 
+**Training workers.** With `training_workers` above 1, `train_retrieval` and `train_ranking`
+start that many worker processes on the task's machine, which train each model together
+(`tf.distribute.MultiWorkerMirroredStrategy`); the chief writes the same outputs one process
+would. See `docs/distributed-training.md` for several hosts.
+
 **Schedule.** Weekly (Mondays 03:00 UTC), no catch-up, one run at a time. Each task retries
 twice, a minute apart; a rerun recomputes the same outputs.
 """
@@ -89,6 +94,16 @@ def _run(name: str) -> dict[str, Any]:
             maximum=200,
             title="Ranking epochs",
             description="epochs of the ranker; empty: tuned",
+        ),
+        "training_workers": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=16,
+            title="Training workers",
+            description="worker processes that train each model together on the task's machine "
+            "(MultiWorkerMirroredStrategy over loopback ports; params.yaml's batch sizes stay the global batch); "
+            "empty: 1",
         ),
         "promotion_tolerance": Param(
             None,

@@ -78,7 +78,15 @@ print(json.dumps({{
     assert info["catchup"] is False and info["max_active_runs"] == 1 and info["schedule"] == "0 3 * * 1"
     assert info["run_immediately"] is False  # enabling the DAG does not start a run for a past slot
     assert info["params"] == sorted(
-        ["data_source", "retrieval_epochs", "ranking_epochs", "promotion_tolerance", "promote", "dvc_push"]
+        [
+            "data_source",
+            "retrieval_epochs",
+            "ranking_epochs",
+            "training_workers",
+            "promotion_tolerance",
+            "promote",
+            "dvc_push",
+        ]
     )
     assert all(f"`{task}`" in info["doc"] for task in TASKS)  # the docs say what each task does
 

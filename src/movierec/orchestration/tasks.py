@@ -18,6 +18,10 @@ A task is idempotent: it runs its stages from their inputs, each in a fresh proc
 ``dvc repro`` does (each stage writes its outputs atomically, so a failure leaves the previous
 ones), then ``dvc commit`` records them in ``dvc.lock``; a rerun recomputes the same outputs,
 byte for byte, and records them again.
+
+With the form's ``training_workers`` above 1, ``train_retrieval`` and ``train_ranking`` run
+as that many worker processes on the task's machine (:mod:`movierec.stages.distributed`);
+the chief writes the outputs, which equal one process's up to float rounding.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from movierec.orchestration import overrides
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
 from movierec.settings import load_settings
+from movierec.stages.distributed import TRAINING_STAGES
 
 TASKS: dict[str, tuple[str, ...]] = {
     "data_retrieval": ("fetch",),
@@ -105,6 +110,21 @@ def run_stage(stage: str, project: Path) -> float:
     return time.perf_counter() - start
 
 
+def run_on_workers(stage: str, project: Path, workers: int) -> float:
+    """Run a training stage as ``workers`` processes on this machine (the DAG form's
+    ``training_workers``), their logs streamed into the task's log; returns its wall time.
+
+    Raises:
+        MovierecError: a worker failed (named, with its last lines); the others were stopped.
+    """
+    from movierec.stages import distributed
+
+    paths = ProjectPaths.under(project)
+    result = distributed.run(load_settings(project / "params.yaml"), paths, stage, workers=workers)
+    Recorder(paths.reports, paths.plots).timing(stage, result["seconds"])
+    return float(result["seconds"])
+
+
 def run_task(name: str, form: dict[str, Any], project: Path) -> dict[str, Any]:
     """Run task ``name`` of the DAG in ``project`` with the trigger form ``form``.
 
@@ -147,8 +167,13 @@ def run_task(name: str, form: dict[str, Any], project: Path) -> dict[str, Any]:
         summary["pushed"] = {k: pushed[k] for k in ("gateway", "retrieval_accuracy", "ranking_ndcg")}
         return summary
     summary["dvc_lock_updated"] = False
+    workers = int(form.get("training_workers") or 1)
     for stage in TASKS[name]:
-        summary["seconds"][stage] = round(run_stage(stage, project), 2)
+        if workers > 1 and stage in TRAINING_STAGES:
+            summary["seconds"][stage] = round(run_on_workers(stage, project, workers), 2)
+            summary["workers"] = workers
+        else:
+            summary["seconds"][stage] = round(run_stage(stage, project), 2)
         # each stage in the lock before the next runs, as under `dvc repro` (register's lineage
         # digest covers bundle's fresh entry)
         summary["dvc_lock_updated"] = record_in_lock(project, [stage]) or summary["dvc_lock_updated"]
