@@ -253,6 +253,40 @@ def cmd_push_metrics(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
+def cmd_scale_run(args: argparse.Namespace, settings: Settings) -> None:
+    """Run the whole pipeline on synthetic data of a given size in a folder of its own; measure each stage."""
+    from movierec.data.synth import parse_count
+    from movierec.scaling.runner import ScaleRun, run_scale
+
+    events = parse_count(args.events)
+    run = ScaleRun(
+        events=events,
+        work=Path(args.work or f"/tmp/movierec-scale-{events}"),
+        users=parse_count(args.users) if args.users else None,
+        items=parse_count(args.items) if args.items else None,
+        seed=args.seed,
+        profile=None if args.pipeline_profile == "none" else args.pipeline_profile,
+        stages=tuple(args.stages.split(",")) if args.stages else None,
+        worktree=args.worktree,
+        resume=args.resume,
+    )
+    record = run_scale(run, Path("."), Path(args.out) if args.out else None)
+    for name, stage in record["stages"].items():
+        print(f"{name:<16} {stage['wall_s']:>9.1f} s  peak {stage['peak_rss_mb'] / 1024:6.2f} GB")
+    print(f"pipeline: {record.get('pipeline_wall_s', 0):.1f} s, status {record['status']} ({run.work})")
+    if record["status"] != "complete":
+        raise MovierecError(f"the scale run stopped at stage {record.get('failed_stage')}; see {run.work}/logs")
+
+
+def cmd_scale_table(args: argparse.Namespace, settings: Settings) -> None:
+    """Put several scale runs side by side with growth exponents; write the JSON and the plot's CSV."""
+    from movierec.scaling.table import markdown, read_runs, scaling_table, write_scaling
+
+    table = scaling_table(read_runs([Path(p) for p in args.runs]))
+    write_scaling(table, Path(args.out), Path(args.csv))
+    print(markdown(table))
+
+
 def _registry_client(args: argparse.Namespace, settings: Settings) -> tuple[Any, str]:
     from movierec.tracking import store
 
@@ -544,6 +578,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds (default: %(default)s)")
     p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the rows and summary as JSON here")
     p.set_defaults(func=cmd_bench_workers)
+
+    scale = sub.add_parser(
+        "scale", help="how the pipeline's time and memory grow with the data (synthetic runs)"
+    ).add_subparsers(dest="scale_command", required=True)
+    p = scale.add_parser(
+        "run",
+        help="the whole pipeline (dvc repro, stage by stage) on SYNTHETIC data of a given size, in a "
+        "folder of its own; each stage's wall time and peak memory into a JSON",
+        description="Lays out a fresh copy of the project (the last commit's code, or --worktree) under --work, "
+        "writes the synthetic data, runs every dvc.yaml stage with `dvc repro --single-item` and measures its "
+        "wall time and peak memory (the kernel's maximum resident set, as /usr/bin/time -v reports it, and the "
+        "process tree's sampled sum). Prefix with `nice -n 10` on a shared machine. See docs/scaling.md.",
+    )
+    p.add_argument("--events", required=True, help="ratings to generate, e.g. 1M, 5M, 25M")
+    p.add_argument("--users", help="users (default: ML-25M's ratio, about one per 156 events)")
+    p.add_argument("--items", help="catalogue size (default: ML-25M's ratio, 60K items at 25M events)")
+    p.add_argument("--seed", type=int, default=0, help="the synthetic data's seed (default: %(default)s)")
+    p.add_argument("--work", help="the run's folder (default: /tmp/movierec-scale-<events>)")
+    p.add_argument("--out", help="the run's JSON (default: <work>/scale.json)")
+    p.add_argument(
+        "--pipeline-profile",
+        default="scale",
+        help="profiles/<name>.yaml laid over params.yaml for the run, or 'none' (default: %(default)s)",
+    )
+    p.add_argument("--stages", help="comma-separated dvc.yaml stages to run (default: all)")
+    p.add_argument("--worktree", action="store_true", help="copy the working tree's code, not the last commit's")
+    p.add_argument(
+        "--resume", action="store_true", help="carry on a stopped run in --work from its first unfinished stage"
+    )
+    p.set_defaults(func=cmd_scale_run, reads_params=False)
+    p = scale.add_parser("table", help="runs side by side: each stage's time and peak memory, growth exponents")
+    p.add_argument("runs", nargs="+", help="run JSON files written by `movierec scale run`")
+    p.add_argument("--out", default="reports/scaling.json", help="the table as JSON (default: %(default)s)")
+    p.add_argument(
+        "--csv", default="reports/plots/scaling.csv", help="one row per size, for dvc plots (default: %(default)s)"
+    )
+    p.set_defaults(func=cmd_scale_table, reads_params=False)
 
     p = sub.add_parser("replay", help="evaluate a bundle on logged traffic and the feedback that followed")
     p.add_argument(

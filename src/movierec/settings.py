@@ -131,6 +131,7 @@ class BaselinesSettings(Section):
     """``baselines``: each baseline's grid, chosen on validation by ``tune_metric``."""
 
     tune_metric: str = "ndcg@10"
+    tune_users: PositiveInt | None = None
     most_popular: MostPopularSettings = Field(default_factory=MostPopularSettings)
     item_knn: ItemKNNSettings = Field(default_factory=ItemKNNSettings)
     ease: EASESettings = Field(default_factory=EASESettings)
@@ -146,6 +147,7 @@ class TrainSettings(Section):
 
     seeds: list[int] = Field(default=[42, 7, 2024], min_length=1)
     final_fit_all: bool = True
+    valid_users: PositiveInt | None = None
 
     @field_validator("seeds")
     @classmethod

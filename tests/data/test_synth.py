@@ -10,7 +10,7 @@ import pytest
 
 from movierec.cli import main
 from movierec.data.prepare import prepare
-from movierec.data.synth import SynthConfig, write_synthetic
+from movierec.data.synth import SynthConfig, parse_count, write_synthetic
 from movierec.errors import ParamsError
 
 CONFIG = SynthConfig(users=300, items=600, events=12_000, seed=3)
@@ -78,3 +78,39 @@ def test_bad_settings_are_refused_with_the_flag_named(tmp_path: Path) -> None:
     assert (
         main(["data", "synth", "--users", "0", "--items", "100", "--events", "10", "--out", str(tmp_path / "y")]) == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "count"), [("25M", 25_000_000), ("1.5M", 1_500_000), ("50k", 50_000), ("1_000", 1000), (7, 7)]
+)
+def test_counts_are_read_as_people_write_them(text: str | int, count: int) -> None:
+    assert parse_count(text) == count
+
+
+@pytest.mark.parametrize("text", ["lots", "1.5", "0", "2.5K7"])
+def test_a_count_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ParamsError, match="count"):
+        parse_count(text)
+
+
+def test_a_million_item_catalogue_lists_every_item_with_all_items(tmp_path: Path) -> None:
+    summary = write_synthetic(
+        tmp_path / "big", SynthConfig(users=100, items=1_000_000, events=2_000, seed=1, all_items=True), progress=False
+    )
+    movies = pd.read_csv(tmp_path / "big" / "movies.csv")
+    assert len(movies) == 1_000_000 == summary["catalogue"] and movies.movieId.is_unique
+    assert summary["items"] == pd.read_csv(tmp_path / "big" / "ratings.csv").movieId.nunique() < 1_000_000
+    assert len(pd.read_csv(tmp_path / "big" / "links.csv")) == 1_000_000
+    assert movies.genres.str.len().gt(0).all()
+
+
+def test_the_cli_takes_a_named_shape_from_params_and_flags_over_it(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("synth:\n  shapes:\n    tiny: {users: 40, items: 300, events: 2000}\n", encoding="utf-8")
+    out = tmp_path / "tiny"
+    assert (
+        main(["--params", str(params), "data", "synth", "--shape", "tiny", "--events", "1.2K", "--out", str(out)]) == 0
+    )
+    summary = pd.read_json(out / "synth.json", typ="series")
+    assert summary["settings"]["users"] == 40 and summary["settings"]["events"] == 1200
+    assert main(["--params", str(params), "data", "synth", "--shape", "huge", "--out", str(tmp_path / "x")]) == 2

@@ -19,6 +19,7 @@ this is what makes sharing it pay.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -85,6 +86,31 @@ class GramEigen:
         weights = -precision / np.diag(precision)[None, :]
         weights[np.diag_indices_from(weights)] = 0.0
         return weights.astype(np.float32)
+
+
+def capped_catalogue(data: InteractionMatrix, max_items: int) -> dict[str, Any] | None:
+    """What capping the catalogue at ``max_items`` leaves out, for the reports; None when the
+    whole catalogue fits.
+
+    Above ``max_items`` EASE is an approximation: it is fitted on the ``max_items`` most
+    popular items only and never recommends the others (a dense ``n x n`` decomposition of
+    the whole catalogue would not fit in time or memory).
+    """
+    n = data.n_items
+    if n <= max_items:
+        return None
+    counts = data.item_counts()
+    kept = np.sort(counts)[::-1][:max_items]
+    share = float(kept.sum() / max(counts.sum(), 1.0))
+    return {
+        "max_items": int(max_items),
+        "catalogue": int(n),
+        "events_covered": round(share, 4),
+        "note": (
+            f"approximated: fitted on the {max_items} most popular of {n} items, which hold "
+            f"{share:.1%} of the known events; the other {n - max_items} items are never recommended by it"
+        ),
+    }
 
 
 def pruned_weights(eigen: GramEigen, l2: float, keep: int, block: int = 2048) -> sp.csr_matrix:

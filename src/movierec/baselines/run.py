@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from movierec.baselines.base import recommend
 from movierec.baselines.biases import BiasBaseline
-from movierec.baselines.ease import EASE, GramEigen
+from movierec.baselines.ease import EASE, GramEigen, capped_catalogue
 from movierec.baselines.itemknn import ItemKNN
 from movierec.baselines.popular import MostPopular
 from movierec.data.matrix import InteractionMatrix
@@ -66,6 +66,16 @@ def grid(section: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
+def sample_users(evalset: EvalSet, n: int | None, seed: int = 0) -> EvalSet:
+    """``evalset`` restricted to a seeded sample of ``n`` of its users (in their order);
+    unchanged when ``n`` is None or at least its number of users."""
+    if n is None or n >= evalset.user_ids.size:
+        return evalset
+    keep = np.zeros(evalset.user_ids.size, bool)
+    keep[np.random.default_rng(seed).choice(evalset.user_ids.size, size=int(n), replace=False)] = True
+    return evalset.subset(keep)
+
+
 def _score(model: Any, evalset: EvalSet, fallback: np.ndarray, ks: list[int], label: str) -> dict[str, float]:
     recs = recommend(model, evalset.rows_for(model), max(ks), fallback, progress=label)
     return ranking_metrics(recs, evalset.relevant, ks)
@@ -89,9 +99,16 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
     train, valid = read_parts(split_dir, "train"), read_parts(split_dir, "valid")
     known_valid = InteractionMatrix.from_table(train)
     eval_valid = build_eval_set(known_valid, valid, min_rating)
+    all_valid_users = int(eval_valid.user_ids.size)
+    eval_valid = sample_users(eval_valid, params.get("tune_users"))
     if tune_metric not in {f"{m}@{k}" for m in ("recall", "ndcg", "hitrate", "map", "precision") for k in ks} | {"mrr"}:
         raise ParamsError(f"baselines.tune_metric '{tune_metric}' is not a metric computed at ks={ks}")
     report: dict[str, Any] = {"tune_metric": tune_metric, "validation_users": int(eval_valid.user_ids.size)}
+    if eval_valid.user_ids.size < all_valid_users:
+        report["validation_sample"] = (
+            f"the grids are scored on a seeded sample of {eval_valid.user_ids.size} of the "
+            f"{all_valid_users} validation users (baselines.tune_users)"
+        )
     chosen: dict[str, dict[str, Any]] = {}
     fallback_valid: np.ndarray | None = None
     fitter = _Fitter(known_valid)
@@ -114,6 +131,11 @@ def run_baselines(split_dir: Path, out_dir: Path, params: dict[str, Any]) -> dic
         if name == "most_popular":
             fallback_valid = factory(**best["config"]).fit(known_valid).scores_
         report[name] = {"chosen": best["config"], "validation": best["metrics"], "grid": results}
+        if FACTORIES[name] is EASE:
+            note = capped_catalogue(known_valid, int(best["config"].get("max_items", 20_000)))
+            if note:
+                report[name]["approximation"] = note
+                print(f"  note: {name}: {note['note']}", file=sys.stderr)
 
     bias_configs = grid(params.get("biases", {"reg": 10.0}), "biases")
     v_true = valid.column("rating").to_numpy()

@@ -113,7 +113,7 @@ def run_ablation(
             periods.train,
             periods.catalogue_valid,
             periods.valid_start,
-            periods.valid,
+            periods.valid_labels,
             periods.users,
             ranking,
             seed,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -36,6 +37,13 @@ class Periods:
     valid_start: int
     test_start: int
     end: int
+    valid_sample: pa.Table | None = None
+
+    @property
+    def valid_labels(self) -> pa.Table:
+        """The validation events that choose epochs and settings and label the ranker's
+        window: every user's, or a seeded sample of the users' (``train.valid_users``)."""
+        return self.valid if self.valid_sample is None else self.valid_sample
 
     @property
     def train_valid(self) -> pa.Table:
@@ -58,9 +66,15 @@ def period_cut(known: pa.Table, target: pa.Table) -> int:
 
 
 def load_periods(
-    prepared_dir: Path, split_dir: Path, features_dir: Path, widths: dict[str, int], features_params: dict[str, Any]
+    prepared_dir: Path,
+    split_dir: Path,
+    features_dir: Path,
+    widths: dict[str, int],
+    features_params: dict[str, Any],
+    valid_users: int | None = None,
 ) -> Periods:
-    """Read the split and feature outputs into a :class:`Periods`."""
+    """Read the split and feature outputs into a :class:`Periods` (``valid_users``: the size of
+    the seeded sample of validation users in :attr:`Periods.valid_labels`; None: all)."""
     train, valid, test = (read_parts(split_dir, p) for p in ("train", "valid", "test"))
     users_path = Path(prepared_dir) / USERS_FILE
     users = UserDirectory.from_table(pq.read_table(users_path)) if users_path.exists() else None
@@ -97,4 +111,15 @@ def load_periods(
         valid_start=period_cut(train, valid),
         test_start=period_cut(pa.concat_tables([train, valid]), test),
         end=end,
+        valid_sample=sample_users(valid, valid_users),
     )
+
+
+def sample_users(events: pa.Table, n: int | None, seed: int = 0) -> pa.Table | None:
+    """The events of a seeded sample of ``n`` of their users; None when ``n`` is None or
+    covers every user."""
+    users = np.unique(events.column("user_id").to_numpy())
+    if n is None or n >= users.size:
+        return None
+    chosen = np.random.default_rng(seed).choice(users, size=int(n), replace=False)
+    return events.filter(pc.is_in(events.column("user_id"), value_set=pa.array(np.sort(chosen), pa.int64())))

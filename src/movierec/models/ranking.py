@@ -110,25 +110,33 @@ class FittedRanker:
 
 
 def candidate_rows(
-    ctx: RankingContext, query: np.ndarray, user_ids: np.ndarray, k: int, exclude: list[np.ndarray]
+    ctx: RankingContext,
+    query: np.ndarray,
+    user_ids: np.ndarray,
+    k: int,
+    exclude: list[np.ndarray],
+    batch_size: int = 4096,
 ) -> np.ndarray:
     """The chain's first stage: top-``k`` catalogue rows per user, seen items excluded.
 
     Users with a history are served by the retrieval embeddings (blended with the item
     neighbours of their history when ``ctx.blend`` is set); users without one get the
-    cold-start path, the most popular items of the recent window.
+    cold-start path, the most popular items of the recent window. The towers' scores are
+    computed ``batch_size`` users at a time (``batch_size x`` catalogue floats at once).
     """
     popular = np.lexsort((-ctx.catalogue.n_interactions, -ctx.catalogue.n_recent))
     out = np.full((len(user_ids), k), -1, dtype=np.int64)
-    scores = query @ ctx.item_embeddings.T
     blender = ctx.blender()
+    scores = np.zeros((0, len(ctx.catalogue)), np.float32)
     for i, user in enumerate(user_ids):
+        if i % batch_size == 0:
+            scores = query[i : i + batch_size] @ ctx.item_embeddings.T
         seen = exclude[i]
         history = ctx.histories.get(int(user))
         if history is None:
             ranked = popular[~np.isin(popular, seen)][:k]
         else:
-            row = scores[i].copy()
+            row = scores[i % batch_size].copy()
             if blender is not None:  # the towers blended with the history's item neighbours
                 row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history))
             row[seen] = -np.inf

@@ -114,7 +114,8 @@ class RankingContext:
         """Index the known events for fast per-pair lookups.
 
         Args:
-            ease: ``(l2, tau)`` to fit the EASE features' weights, or None for none.
+            ease: ``(l2, tau)`` or ``(l2, tau, max_items)`` to fit the EASE features' weights,
+                or None for none.
             ease_neighbours: entries kept per column of the EASE weights.
             blend: the first stage's :class:`~movierec.models.blend.Blend`, or None.
         """
@@ -139,7 +140,9 @@ class RankingContext:
         similarity = ItemKNN(neighbours=neighbours, shrink=10.0).fit(matrix).similarity_
         ease_weights, tau = None, 10.0
         if ease is not None:
-            ease_weights = ease_matrix(known, catalogue, float(ease[0]), ease_neighbours)
+            ease_weights = ease_matrix(
+                known, catalogue, float(ease[0]), ease_neighbours, int(ease[2]) if len(ease) > 2 else None
+            )
             tau = float(ease[1])
         return cls(
             catalogue,
@@ -167,14 +170,19 @@ class RankingContext:
         return out, names
 
 
-def ease_matrix(known: pa.Table, catalogue: Catalogue, l2: float, neighbours: int = 200) -> Any:
+def ease_matrix(
+    known: pa.Table, catalogue: Catalogue, l2: float, neighbours: int = 200, max_items: int | None = None
+) -> Any:
     """EASE weights fitted on ``known`` over the catalogue, each column pruned to its
-    ``neighbours`` largest entries (CSR, catalogue-aligned)."""
+    ``neighbours`` largest entries (CSR, catalogue-aligned). With ``max_items`` below the
+    catalogue's size, EASE covers only that many most popular items (as the baseline does,
+    ``baselines.ease_recency.max_items``); the others' rows and columns are empty."""
     from movierec.baselines.ease import GramEigen, pruned_weights
     from movierec.data.matrix import InteractionMatrix, Vocab
 
     matrix = InteractionMatrix.from_table(known, items=Vocab(catalogue.item_id))
-    return pruned_weights(GramEigen.from_data(matrix, max_items=len(catalogue)), l2, neighbours)
+    cap = len(catalogue) if max_items is None else min(len(catalogue), int(max_items))
+    return pruned_weights(GramEigen.from_data(matrix, max_items=cap), l2, neighbours)
 
 
 def pair_features(

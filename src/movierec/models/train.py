@@ -136,7 +136,7 @@ def train_retrieval(
     config = {k: v for k, v in params.items() if k not in ("ablation", "select_metric", "final_fit_all")}
     widths = {k: int(config["widths"][k]) for k in WIDTHS_KEYS}
     select = params["select_metric"]
-    valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
+    valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid_labels)
     test_eval = build_eval_set(InteractionMatrix.from_table(periods.train_valid), periods.test)
     per_seed: dict[str, Any] = {}
     served: FittedRetrieval | None = None
@@ -346,7 +346,7 @@ def train_ranking(
                 periods.train,
                 periods.catalogue_valid,
                 periods.valid_start,
-                periods.valid,
+                periods.valid_labels,
                 periods.users,
                 params,
                 seed,
@@ -412,7 +412,7 @@ def train_ranking(
                 else (periods.train_valid, periods.catalogue_test)
             )
             served_ease = (
-                ease_matrix(events, catalogue, ease[0])
+                ease_matrix(events, catalogue, ease[0], max_items=ease[2] if len(ease) > 2 else None)
                 if ease
                 else sp.csr_matrix((len(catalogue), len(catalogue)), dtype=np.float32)
             )  # zero features
@@ -492,7 +492,9 @@ def ranking_settings(params: dict[str, Any], baselines_dir: Path) -> dict[str, A
                 path=chosen_path,
             )
         ease = chosen["ease_recency"]["chosen"]
-        section["ease"] = (float(ease["l2"]), float(ease["recency_tau"]))
+        # EASE covers at most the baseline's max_items most popular items (an approximation above it)
+        cap = ease.get("max_items", params["baselines"]["ease_recency"]["max_items"])
+        section["ease"] = (float(ease["l2"]), float(ease["recency_tau"]), int(cap))
     if chosen is not None:  # the served rating predictor takes the biases baseline's tuned regularisation
         section["rating_reg"] = float(chosen["biases"]["chosen"]["reg"])
     return section

@@ -123,7 +123,7 @@ def tune(
     k_trials, k_space = _budget(settings.get("ranking") or {}, "ranking")
     if (settings.get("retrieval") or {}).get("blend") is not None:
         blend_grid(settings["retrieval"]["blend"])  # a bad grid stops before hours of trials
-    valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid)
+    valid_eval = build_eval_set(InteractionMatrix.from_table(periods.train), periods.valid_labels)
     ease = ranking.get("ease")
     known_ctx = known_context(periods, ease)  # the training part indexed once for every trial
     base = {k: v for k, v in retrieval.items() if k not in ("ablation", "select_metric", "final_fit_all")}
@@ -169,7 +169,7 @@ def tune(
         blend_report = {"grid": blend_rows, "chosen": chosen_blend, "seconds": round(time.perf_counter() - start, 1)}
 
     # ranking: learn on half A's validation events, score the chain on half B's
-    labels_a, labels_b = split_users(periods.valid, seed)
+    labels_a, labels_b = split_users(periods.valid_labels, seed)
     eval_b = build_eval_set(InteractionMatrix.from_table(periods.train), labels_b)
     k = int(ranking["candidates"])
     cands, query, ctx = first_stage(

@@ -21,7 +21,9 @@ def periods(settings: Settings, paths: ProjectPaths) -> Periods:
     """The split parts and the catalogues as known at each cut."""
     params = settings.as_params()
     widths = {k: int(v) for k, v in params["retrieval"]["widths"].items()}
-    return load_periods(paths.prepared, paths.split, paths.features, widths, params["features"])
+    return load_periods(
+        paths.prepared, paths.split, paths.features, widths, params["features"], settings.train.valid_users
+    )
 
 
 def retrieval_section(settings: Settings, paths: ProjectPaths, tuned: bool = True) -> dict[str, Any]:

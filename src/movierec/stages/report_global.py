@@ -81,13 +81,15 @@ def global_report(
         {**params["baselines"], "ks": params["evaluate"]["ks"], "min_rating": params["evaluate"]["min_rating"]},
     )
     widths = {k: int(v) for k, v in retrieval["widths"].items()}
-    periods = load_periods(prepared_dir, root / "split", root / "features", widths, params["features"])
+    periods = load_periods(
+        prepared_dir, root / "split", root / "features", widths, params["features"], params["train"]["valid_users"]
+    )
     baselines = root / "recs" / "baselines"
     if ranking.get("ease") is not None:  # the EASE features take this split's own tuned settings
         from movierec.io import read_json
 
         chosen = read_json(baselines / "validation.json")["ease_recency"]["chosen"]
-        ranking = {**ranking, "ease": (float(chosen["l2"]), float(chosen["recency_tau"]))}
+        ranking = {**ranking, "ease": (float(chosen["l2"]), float(chosen["recency_tau"]), *ranking["ease"][2:])}
     work = Recorder(root / "reports")  # the intermediate reports stay with the intermediates
     train_retrieval(
         periods, retrieval, [seed], None, root / "models", root / "recs" / "retrieval", work, save_towers_fn

@@ -1,0 +1,156 @@
+"""``movierec scale table``: several runs' measurements side by side, with growth exponents.
+
+A stage whose time grows as ``c * events^b`` has growth exponent ``b``: the slope of the
+least-squares line through ``(log events, log time)``. ``b = 1`` is linear, ``b < 1``
+means fixed costs still dominate (start-up, model loading), ``b > 1`` that the stage will
+take a larger share of the time on larger data. The same fit is made for peak memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movierec.errors import DataError
+from movierec.io import atomic_file, write_json
+
+TOTAL = "pipeline"  # the row summing every dvc.yaml stage (not the data generator)
+
+
+def growth_exponent(events: list[float], values: list[float]) -> float | None:
+    """Slope of ``log(values)`` against ``log(events)``; None with fewer than two distinct sizes
+    or a value that is not positive."""
+    x, y = np.asarray(events, np.float64), np.asarray(values, np.float64)
+    if x.size < 2 or np.unique(x).size < 2 or (x <= 0).any() or (y <= 0).any():
+        return None
+    slope, _ = np.polyfit(np.log(x), np.log(y), 1)
+    return round(float(slope), 3)
+
+
+def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per stage, each run's wall time and peak memory, and their growth exponents.
+
+    Args:
+        runs: the records of :func:`movierec.scaling.runner.run_scale`; each size once (the
+            last record of a size wins).
+
+    Returns:
+        ``{"sizes": [...], "stages": {stage: {"wall_s", "peak_rss_gb", "time_exponent",
+        "memory_exponent"}}, "runs": [...]}``, sizes in events written, smallest first.
+
+    Raises:
+        DataError: a record has no dataset or no stage measured.
+    """
+    by_size: dict[int, dict[str, Any]] = {}
+    for run in runs:
+        if "dataset" not in run or not run.get("stages"):
+            raise DataError(f"a scale run without measurements (status {run.get('status')!r}, work {run.get('work')})")
+        by_size[int(run["dataset"]["ratings"])] = run
+    sizes = sorted(by_size)
+    ordered = [by_size[s] for s in sizes]
+    names: list[str] = []
+    for run in ordered:
+        names += [n for n in run["stages"] if n not in names]
+    stages: dict[str, Any] = {}
+    for name in [*names, TOTAL]:
+        wall, peak = [], []
+        for run in ordered:
+            if name == TOTAL:
+                done = run.get("status") == "complete"
+                wall.append(run.get("pipeline_wall_s") if done else None)
+                peak.append(
+                    max(v["peak_rss_mb"] for k, v in run["stages"].items() if k != "synth") / 1024 if done else None
+                )
+                continue
+            stage = run["stages"].get(name)
+            ok = stage is not None and stage["returncode"] == 0
+            wall.append(stage["wall_s"] if ok else None)
+            peak.append(round(stage["peak_rss_mb"] / 1024, 3) if ok else None)
+        measured_at = [s for s, w in zip(sizes, wall) if w is not None]
+        stages[name] = {
+            "wall_s": wall,
+            "peak_rss_gb": [None if p is None else round(p, 3) for p in peak],
+            "time_exponent": growth_exponent(measured_at, [w for w in wall if w is not None]),
+            "memory_exponent": growth_exponent(measured_at, [p for p in peak if p is not None]),
+        }
+    return {
+        "sizes": sizes,
+        "users": [int(r["dataset"]["users"]) for r in ordered],
+        "items": [int(r["dataset"]["items"]) for r in ordered],
+        "stages": stages,
+        "runs": [
+            {
+                "events": s,
+                "status": r.get("status"),
+                "failed_stage": r.get("failed_stage"),
+                "machine": r.get("machine"),
+                "code": r.get("code"),
+                "profile": r.get("profile"),
+                "command": r.get("command"),
+                "started_at": r.get("started_at"),
+            }
+            for s, r in zip(sizes, ordered)
+        ],
+    }
+
+
+def write_scaling(table: dict[str, Any], json_path: Path, csv_path: Path) -> None:
+    """Write the table as JSON (DVC metrics) and as one CSV row per size (DVC plots: each
+    stage's seconds as ``<stage>_s`` and peak memory as ``<stage>_gb``)."""
+    write_json(json_path, table)
+    columns = ["events"] + [f"{n}_{unit}" for unit in ("s", "gb") for n in table["stages"]]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for i, size in enumerate(table["sizes"]):
+        row: list[Any] = [size]
+        for key in ("wall_s", "peak_rss_gb"):
+            row += ["" if v[key][i] is None else v[key][i] for v in table["stages"].values()]
+        writer.writerow(row)
+    with atomic_file(csv_path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def markdown(table: dict[str, Any]) -> str:
+    """The table in Markdown: a row per stage, time and peak memory per size, the exponents."""
+    sizes = [_count(s) for s in table["sizes"]]
+    head = ["stage", *[f"{s} time" for s in sizes], *[f"{s} peak" for s in sizes], "time exp.", "memory exp."]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in table["stages"].items():
+        cells = [f"**{name}**" if name == TOTAL else name]
+        cells += [_seconds(w) for w in row["wall_s"]] + [_gb(p) for p in row["peak_rss_gb"]]
+        cells += [_exp(row["time_exponent"]), _exp(row["memory_exponent"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n / 1e3:.0f}K"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f} s" if value < 600 else f"{value / 60:.1f} min"
+
+
+def _gb(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} GB"
+
+
+def _exp(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def read_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """The run records in ``paths`` (each a JSON written by ``movierec scale run``)."""
+    from movierec.io import read_json
+
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise DataError("no such scale run record", path=missing[0])
+    return [read_json(p) for p in paths]

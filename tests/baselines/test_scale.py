@@ -1,0 +1,140 @@
+"""The baselines at scale: sparse top-k item-kNN, EASE above its cap, batched scoring, tuning samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+from synthetic import synthetic_events
+
+from movierec.baselines.base import recommend
+from movierec.baselines.ease import EASE, capped_catalogue
+from movierec.baselines.itemknn import ItemKNN
+from movierec.baselines.popular import MostPopular
+from movierec.baselines.run import run_baselines, sample_users
+from movierec.data.matrix import InteractionMatrix
+from movierec.evaluation.protocol import build_eval_set
+from movierec.io import read_json
+from movierec.split import method_params, split
+
+
+def _random_data(n_users: int = 120, n_items: int = 70, density: float = 0.08, seed: int = 0) -> InteractionMatrix:
+    rng = np.random.default_rng(seed)
+    popularity = rng.pareto(1.5, n_items) + 0.1
+    mask = rng.random((n_users, n_items)) < density * n_items * popularity[None, :] / popularity.sum()
+    users, items = np.nonzero(mask)
+    return InteractionMatrix.from_table(
+        pa.table(
+            {
+                "user_id": pa.array(users + 1, pa.int64()),
+                "item_id": pa.array(items + 100, pa.int64()),
+                "rating": pa.array(np.full(users.size, 4.0), pa.float32()),
+                "timestamp": pa.array(rng.permutation(users.size), pa.int64()),
+            }
+        )
+    )
+
+
+def _dense_knn(x: np.ndarray, neighbours: int, shrink: float) -> np.ndarray:
+    """Item-kNN the long way: the whole cosine matrix, then each column's top entries."""
+    co = x.T @ x
+    norms = np.sqrt(np.diag(co))
+    sim = co / (np.outer(norms, norms) + shrink + 1e-12)
+    np.fill_diagonal(sim, 0.0)
+    out = np.zeros_like(sim)
+    for j in range(sim.shape[1]):
+        order = np.argsort(-sim[:, j], kind="stable")[:neighbours]
+        out[order, j] = sim[order, j]
+    return out
+
+
+@pytest.mark.parametrize(("neighbours", "shrink", "block"), [(5, 0.0, 16), (10, 10.0, 7), (200, 3.0, 1000)])
+def test_sparse_top_k_item_knn_equals_the_dense_computation(neighbours: int, shrink: float, block: int) -> None:
+    """Blocks of columns, top-k per column, a sparse result: the dense matrix's top-k entries.
+    Ties at the k-th value may be broken either way, so the test compares each column's
+    kept values (sorted) and requires every kept entry to be an entry of the dense top-k's value."""
+    data = _random_data()
+    model = ItemKNN(neighbours=neighbours, shrink=shrink, block=block).fit(data)
+    got = model.similarity_
+    assert sp.issparse(got) and got.shape == (data.n_items, data.n_items)
+    expected = _dense_knn(data.matrix.toarray().astype(np.float64), neighbours, shrink)
+    dense_got = got.toarray()
+    full = _dense_knn(data.matrix.toarray().astype(np.float64), data.n_items, shrink)
+    for j in range(data.n_items):
+        want = np.sort(expected[:, j][expected[:, j] > 0])
+        have = np.sort(dense_got[:, j][dense_got[:, j] > 0])
+        np.testing.assert_allclose(have, want, rtol=1e-5)
+        kept = np.flatnonzero(dense_got[:, j])
+        np.testing.assert_allclose(dense_got[kept, j], full[kept, j], rtol=1e-5)  # true similarities
+    assert np.all(np.diff(got.indptr) <= data.n_items)
+    assert (got.getnnz(axis=0) <= neighbours).all()
+
+
+def test_ease_above_its_cap_is_an_approximation_the_report_names() -> None:
+    data = _random_data()
+    assert capped_catalogue(data, data.n_items) is None
+    note = capped_catalogue(data, 20)
+    assert note is not None and note["max_items"] == 20 and note["catalogue"] == data.n_items
+    counts = data.item_counts()
+    assert note["events_covered"] == pytest.approx(np.sort(counts)[::-1][:20].sum() / counts.sum(), abs=1e-4)
+    assert "approximated" in note["note"] and f"{data.n_items - 20} items are never recommended" in note["note"]
+    scores = EASE(l2=10.0, max_items=20).fit(data).score(data.matrix)
+    assert np.isfinite(scores).sum(axis=1).max() == 20  # only the capped catalogue is scored
+
+
+def test_the_baselines_report_notes_ease_above_its_cap_and_the_tuning_sample(tmp_path: Path) -> None:
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    pq.write_table(synthetic_events(n_users=60, n_items=40), prepared / "interactions.parquet")
+    split(prepared, tmp_path / "split", method_params({"method": "user_temporal"}, "user_temporal"))
+    params = {
+        "tune_metric": "ndcg@10",
+        "tune_users": 20,
+        "most_popular": {"window_days": [None]},
+        "item_knn": {"neighbours": [5], "shrink": [0]},
+        "ease": {"l2": [10], "max_items": 12},
+        "ease_recency": {"l2": [10], "recency_tau": [3], "max_items": 12},
+        "biases": {"reg": [5]},
+        "ks": [10],
+        "min_rating": None,
+    }
+    report = run_baselines(tmp_path / "split", tmp_path / "recs", params)
+    for name in ("ease", "ease_recency"):
+        assert report[name]["approximation"]["max_items"] == 12
+        assert "approximated" in report[name]["approximation"]["note"]
+    assert "approximation" not in report["item_knn"]
+    assert report["validation_users"] == 20 and "20 of the" in report["validation_sample"]
+    assert read_json(tmp_path / "recs" / "validation.json")["ease"]["approximation"]["catalogue"] > 12
+
+
+def test_batched_recommendation_equals_unbatched() -> None:
+    data = _random_data(n_users=90)
+    fallback = MostPopular().fit(data).scores_
+    history = sp.vstack([sp.csr_matrix((5, data.n_items)), data.matrix[5:]]).tocsr()  # 5 cold users
+    for model in (ItemKNN(neighbours=10).fit(data), EASE(l2=20.0, max_items=40).fit(data), MostPopular().fit(data)):
+        whole = recommend(model, history, 15, fallback, batch_size=10_000)
+        for batch in (1, 7, 32):
+            np.testing.assert_array_equal(recommend(model, history, 15, fallback, batch_size=batch), whole)
+
+
+def test_a_tuning_sample_is_seeded_and_keeps_the_users_order() -> None:
+    data = _random_data()
+    target = pa.table(
+        {
+            "user_id": pa.array(np.arange(1, 101), pa.int64()),
+            "item_id": pa.array(np.full(100, 999), pa.int64()),
+            "rating": pa.array(np.full(100, 4.0), pa.float32()),
+            "timestamp": pa.array(np.arange(100), pa.int64()),
+        }
+    )
+    evalset = build_eval_set(data, target)
+    assert sample_users(evalset, None) is evalset and sample_users(evalset, 10_000) is evalset
+    sample = sample_users(evalset, 30)
+    assert sample.user_ids.size == 30 and np.all(np.diff(sample.user_ids) > 0)
+    assert set(sample.user_ids) <= set(evalset.user_ids)
+    np.testing.assert_array_equal(sample_users(evalset, 30).user_ids, sample.user_ids)
+    assert not np.array_equal(sample_users(evalset, 30, seed=1).user_ids, sample.user_ids)

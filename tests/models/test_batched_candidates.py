@@ -1,0 +1,29 @@
+"""The first stage scores users a batch at a time: the lists do not depend on the batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from movierec.models.blend import Blend
+from movierec.models.inputs import user_histories
+from movierec.models.ranking import candidate_rows
+from movierec.models.ranking_features import RankingContext
+
+
+@pytest.mark.parametrize("blend", [None, Blend(weight=1.0, tau=5.0)])
+def test_batched_first_stage_equals_unbatched(world: dict, fitted, blend: Blend | None) -> None:
+    events = world["events"]
+    cut = int(np.quantile(events.column("timestamp").to_numpy(), 0.7))
+    known = events.filter(pc.less(events.column("timestamp"), cut))
+    ctx = RankingContext.build(known, world["catalogue"], fitted.embed_items(), world["users"], cut, blend=blend)
+    histories = user_histories(known)
+    users = np.unique(events.column("user_id").to_numpy())  # warm and cold (no known event) users
+    assert any(int(u) not in histories for u in users)
+    query = fitted.embed_users(users, [histories.get(int(u), np.array([], np.int64)) for u in users])
+    seen = [world["catalogue"].rows_of(histories.get(int(u), np.array([], np.int64))) for u in users]
+    whole = candidate_rows(ctx, query, users, 10, seen, batch_size=10_000)
+    assert (whole >= 0).any()
+    for batch in (1, 7, 32):
+        np.testing.assert_array_equal(candidate_rows(ctx, query, users, 10, seen, batch_size=batch), whole)
