@@ -48,3 +48,19 @@ def test_paired_ratio_rejects_misaligned_or_bad_input() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         mean_interval(np.array([]))
     assert paired_ratio(np.ones(3), np.zeros(3))["ratio"] == float("inf")
+
+
+def test_kept_replicates_give_the_same_intervals_as_fresh_draws() -> None:
+    """A report asks for the same resampling for every metric: the draws are kept, not redrawn."""
+    from movierec.evaluation import bootstrap
+
+    values = np.random.default_rng(3).random(5_000)
+    other = np.random.default_rng(4).random(5_000)
+    bootstrap._kept.clear()
+    fresh = mean_interval(values, replicates=250, seed=2)
+    assert (5_000, 250, 2) in bootstrap._kept
+    assert mean_interval(values, replicates=250, seed=2) == fresh
+    kept_ratio = paired_ratio(values, other, replicates=250, seed=2)
+    bootstrap._kept.clear()
+    assert paired_ratio(values, other, replicates=250, seed=2) == kept_ratio
+    assert mean_interval(values, replicates=250, seed=5) != fresh  # another seed, other draws

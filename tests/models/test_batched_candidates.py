@@ -27,3 +27,25 @@ def test_batched_first_stage_equals_unbatched(world: dict, fitted, blend: Blend 
     assert (whole >= 0).any()
     for batch in (1, 7, 32):
         np.testing.assert_array_equal(candidate_rows(ctx, query, users, 10, seen, batch_size=batch), whole)
+
+
+def test_reranking_in_chunks_of_users_equals_one_pass(world: dict, fitted) -> None:
+    from movierec.models.ranking import fit_ranker, rerank, training_pairs
+
+    events = world["events"]
+    cut = int(np.quantile(events.column("timestamp").to_numpy(), 0.7))
+    known = events.filter(pc.less(events.column("timestamp"), cut))
+    labels = events.filter(pc.greater_equal(events.column("timestamp"), cut))
+    ctx = RankingContext.build(known, world["catalogue"], fitted.embed_items(), world["users"], cut)
+    histories = user_histories(known)
+    users = np.unique(labels.column("user_id").to_numpy())
+    query = fitted.embed_users(users, [histories.get(int(u), np.array([], np.int64)) for u in users])
+    feats, y, ratings = training_pairs(ctx, dict(zip(users.tolist(), query)), labels, 10, 3, seed=0)
+    config = {"hidden_units": [8], "learning_rate": 0.01, "batch_size": 64, "epochs": 1, "rating_weight": 0.2}
+    ranker = fit_ranker(feats, y, ratings, config, seed=0)
+    seen = [world["catalogue"].rows_of(histories.get(int(u), np.array([], np.int64))) for u in users]
+    cands = candidate_rows(ctx, query, users, 10, seen)
+    whole = rerank(ranker, ctx, users, query, cands)
+    assert not np.array_equal(whole, cands)  # the ranker reorders
+    for chunk in (1, 5):
+        np.testing.assert_array_equal(rerank(ranker, ctx, users, query, cands, chunk_users=chunk), whole)

@@ -19,11 +19,31 @@ DEFAULT_LEVEL = 0.95
 _CHUNK = 100  # replicates drawn at once: bounds memory to 100 x n_users indices
 
 
+_KEPT_BYTES = 1 << 30  # replicate indices kept for the next call with the same users (a report's many metrics)
+_kept: dict[tuple[int, int, int], list[np.ndarray]] = {}
+
+
 def _replicates(n: int, replicates: int, seed: int) -> Iterator[np.ndarray]:
+    """The replicates' user indices, ``_CHUNK`` replicates at a time. They depend only on
+    ``(n, replicates, seed)``; the last such draw is kept (up to ``_KEPT_BYTES``), since a
+    report asks for the same ones for every metric of every system."""
+    key = (n, replicates, seed)
+    if key in _kept:
+        yield from _kept[key]
+        return
+    dtype = np.int64 if n > 2**31 - 1 else np.int32
+    keep = n * replicates * np.dtype(dtype).itemsize <= _KEPT_BYTES
+    chunks = []
     rng = np.random.default_rng(seed)
     for start in range(0, replicates, _CHUNK):
         size = min(_CHUNK, replicates - start)
-        yield rng.integers(0, n, size=(size, n), dtype=np.int64 if n > 2**31 - 1 else np.int32)
+        chunk = rng.integers(0, n, size=(size, n), dtype=dtype)
+        if keep:
+            chunks.append(chunk)
+        yield chunk
+    if keep and len(chunks) * _CHUNK >= replicates:
+        _kept.clear()
+        _kept[key] = chunks
 
 
 def _check(values: np.ndarray, name: str) -> np.ndarray:

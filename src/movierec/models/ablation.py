@@ -25,8 +25,9 @@ from movierec.errors import DataError, ParamsError
 from movierec.evaluation import per_user_ranking_metrics
 from movierec.evaluation.bootstrap import mean_interval, paired_ratio
 from movierec.evaluation.protocol import EvalSet, build_eval_set
+from movierec.models.blend import Blend
 from movierec.models.context import Periods
-from movierec.models.ranking_features import DENSE_FEATURES
+from movierec.models.ranking_features import DENSE_FEATURES, RankingContext
 from movierec.models.retrieval import fit_retrieval
 from movierec.models.train import chain_on_test, first_stage, fit_ranker_on_window, merge
 from movierec.recording import Recorder
@@ -74,6 +75,18 @@ def run_ablation(
         raise DataError(f"no retrieval models for seed {seed}; run `movierec train retrieval` first", path=seed_dir)
     r_train = LoadedRetrieval(seed_dir / "retrieval_train", periods.users)
     r_tv = LoadedRetrieval(seed_dir / "retrieval_train_valid", periods.users)
+    k = int(ranking["candidates"])
+    ease = ranking.get("ease")
+    # train+validation indexed once as of the test start: every row's first stage reuses it
+    # (only the towers' item embeddings differ), instead of indexing the events again
+    test_ctx = RankingContext.build(
+        periods.train_valid,
+        periods.catalogue_test,
+        np.zeros((len(periods.catalogue_test), 1), np.float32),
+        periods.users,
+        periods.test_start,
+        ease=ease,
+    )
     for name, override in (retrieval.get("ablation") or {}).items():
         if override:
             fitted = fit_retrieval(
@@ -88,15 +101,38 @@ def run_ablation(
         else:  # the full first stage: the retrieval stage's own model for this seed, not a refit
             fitted = r_tv
         rows, _, _ = first_stage(
-            fitted, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, 100
+            fitted,
+            periods.train_valid,
+            periods.catalogue_test,
+            periods.users,
+            periods.test_start,
+            test_eval,
+            100,
+            known_ctx=test_ctx,
         )
         report["retrieval"][name] = _row(rows, test_eval)
 
-    k = int(ranking["candidates"])
-    ease = ranking.get("ease")
     per_user: dict[str, np.ndarray] = {}
     cands, _, _ = first_stage(
-        r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, k
+        r_tv,
+        periods.train_valid,
+        periods.catalogue_test,
+        periods.users,
+        periods.test_start,
+        test_eval,
+        k,
+        known_ctx=test_ctx,
+    )
+    # the training part as of the validation start, with the first seed's towers: every
+    # ranker row learns from it (each holds its own features at zero)
+    window_ctx = RankingContext.build(
+        periods.train,
+        periods.catalogue_valid,
+        r_train.embed_items(),
+        periods.users,
+        periods.valid_start,
+        ease=ease,
+        blend=Blend.from_config(r_train.config),
     )
     report["chain"]["retrieval_order"] = _row(cands, test_eval)
     per_user["retrieval_order"] = _ndcg(cands, test_eval)
@@ -120,8 +156,9 @@ def run_ablation(
             ease,
             f"ablation ranker {name}",
             dropped=dropped,
+            ctx=window_ctx,
         )
-        chain, _, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease, dropped=dropped)
+        chain, _, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease, dropped=dropped, known_ctx=test_ctx)
         report["chain"][name] = {**_row(chain, test_eval), "dropped": list(dropped)}
         per_user[name] = _ndcg(chain, test_eval)
     reference = "full" if "full" in per_user else next(iter(per_user))

@@ -240,18 +240,26 @@ def fit_ranker(
 
 
 def rerank(
-    ranker: FittedRanker, ctx: RankingContext, user_ids: np.ndarray, query: np.ndarray, cands: np.ndarray
+    ranker: FittedRanker,
+    ctx: RankingContext,
+    user_ids: np.ndarray,
+    query: np.ndarray,
+    cands: np.ndarray,
+    chunk_users: int = 20_000,
 ) -> np.ndarray:
-    """Reorder each user's candidate rows by the ranker's interaction probability."""
+    """Reorder each user's candidate rows by the ranker's interaction probability
+    (``chunk_users`` users' pairs at a time, which bounds the pair features' memory)."""
     out = np.full_like(cands, -1)
-    valid = cands >= 0
-    pair_user = np.repeat(user_ids, cands.shape[1])[valid.ravel()]
-    pair_query = np.repeat(query, cands.shape[1], axis=0)[valid.ravel()]
-    pair_rows = cands[valid]
-    scores, _ = ranker.predict(pair_features(ctx, pair_user, pair_rows, pair_query))
-    grid = np.full(cands.shape, -np.inf, dtype=np.float64)
-    grid[valid] = scores
-    order = np.argsort(-grid, axis=1, kind="stable")
-    ranked = np.take_along_axis(cands, order, axis=1)
-    out[:] = np.where(np.take_along_axis(valid, order, axis=1), ranked, -1)
+    for start in range(0, len(user_ids), chunk_users):
+        part = slice(start, start + chunk_users)
+        chunk = cands[part]
+        valid = chunk >= 0
+        pair_user = np.repeat(user_ids[part], chunk.shape[1])[valid.ravel()]
+        pair_query = np.repeat(query[part], chunk.shape[1], axis=0)[valid.ravel()]
+        scores, _ = ranker.predict(pair_features(ctx, pair_user, chunk[valid], pair_query))
+        grid = np.full(chunk.shape, -np.inf, dtype=np.float64)
+        grid[valid] = scores
+        order = np.argsort(-grid, axis=1, kind="stable")
+        ranked = np.take_along_axis(chunk, order, axis=1)
+        out[part] = np.where(np.take_along_axis(valid, order, axis=1), ranked, -1)
     return out

@@ -548,8 +548,11 @@ def chain_on_test(
     k: int,
     ease: tuple[float, float] | None,
     dropped: tuple[str, ...] = (),
+    known_ctx: RankingContext | None = None,
 ) -> tuple[np.ndarray, RankingContext, np.ndarray]:
-    """The chain for the test users: top-``k`` retrieval candidates reordered by the ranker.
+    """The chain for the test users: top-``k`` retrieval candidates reordered by the ranker
+    (``known_ctx``: train+validation already indexed as of the test start with ``ease``,
+    see :func:`first_stage`).
 
     Returns:
         ``(ranked rows, the context, the users' query embeddings)``.
@@ -557,13 +560,23 @@ def chain_on_test(
     from movierec.models.ranking import rerank
 
     cands, query, ctx = first_stage(
-        r_tv, periods.train_valid, periods.catalogue_test, periods.users, periods.test_start, test_eval, k, ease=ease
+        r_tv,
+        periods.train_valid,
+        periods.catalogue_test,
+        periods.users,
+        periods.test_start,
+        test_eval,
+        k,
+        ease=ease,
+        known_ctx=known_ctx,
     )
     ctx.dropped = tuple(dropped)
     return rerank(ranker, ctx, test_eval.user_ids, query, cands), ctx, query
 
 
-def rating_predictions(ranker: Any, ctx: RankingContext, r_tv: Any, periods: Periods) -> np.ndarray:
+def rating_predictions(
+    ranker: Any, ctx: RankingContext, r_tv: Any, periods: Periods, chunk: int = 1_000_000
+) -> np.ndarray:
     """The rating head's prediction for every test event (items the catalogue lacks: the user's mean)."""
     from movierec.models.ranking_features import pair_features
 
@@ -573,9 +586,10 @@ def rating_predictions(ranker: Any, ctx: RankingContext, r_tv: Any, periods: Per
     uniq = np.unique(test_users)
     q_users = r_tv.embed_users(uniq, [histories.get(int(u), np.array([], np.int64)) for u in uniq])
     pred = np.array([ctx.user_stats.get(int(u), (0, ctx.global_mean, 0))[1] for u in test_users], np.float32)
-    known_rows = test_rows >= 0
-    if known_rows.any():
-        q = q_users[np.searchsorted(uniq, test_users[known_rows])]
-        _, ratings = ranker.predict(pair_features(ctx, test_users[known_rows], test_rows[known_rows], q))
-        pred[known_rows] = np.clip(ratings, 0.5, 5.0)
+    known = np.flatnonzero(test_rows >= 0)
+    for start in range(0, known.size, chunk):  # a chunk's pair features at a time
+        at = known[start : start + chunk]
+        q = q_users[np.searchsorted(uniq, test_users[at])]
+        _, ratings = ranker.predict(pair_features(ctx, test_users[at], test_rows[at], q))
+        pred[at] = np.clip(ratings, 0.5, 5.0)
     return pred
