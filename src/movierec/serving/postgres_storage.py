@@ -76,12 +76,12 @@ class PostgresStorage:
             ).fetchone()
             if count >= limit:
                 raise RateLimited(user_id, limit, window, float(first) + window - float(now))
-            (event_id,) = conn.execute(
-                "INSERT INTO feedback (user_id, item_id, rating, event, timestamp, received) "
-                f"VALUES (%s, %s, %s, %s, %s, {_NOW}) RETURNING id",
-                (user_id, item_id, rating, event, timestamp),
+            (event_id,) = conn.execute(  # the insert and the notification in one round trip
+                "WITH stored AS (INSERT INTO feedback (user_id, item_id, rating, event, timestamp, received) "
+                f"VALUES (%s, %s, %s, %s, %s, {_NOW}) RETURNING id) "
+                "SELECT id FROM stored, pg_notify(%s, %s)",
+                (user_id, item_id, rating, event, timestamp, CHANNEL, str(user_id)),
             ).fetchone()
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user_id)))
             return int(event_id)
 
         return self.db.write(insert)

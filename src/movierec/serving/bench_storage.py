@@ -1,0 +1,124 @@
+"""What the storage costs a request, per backend: ``python -m movierec.serving.bench_storage``.
+
+Times, in one process and one run, the calls a request makes on the service's storage:
+
+- ``items_of``: a user's feedback items, as every model request asks for them, when no
+  feedback changed since (the steady state: the memo answers after the change signal) and
+  right after feedback changed (the memo is dropped: one read of the database);
+- ``add``: one feedback event (rate-limit count, insert, commit, change signal).
+
+for SQLite (the change counter in shared memory), PostgreSQL with ``notify`` (LISTEN/NOTIFY)
+and PostgreSQL with ``query`` (a read per request). Without ``--database-url`` a throwaway
+PostgreSQL server is started from Debian's binaries (see
+:mod:`~movierec.serving.postgres_cluster`) on loopback, on this machine, so its CPU is
+shared with the benchmark: a server on another host costs the service a network round trip
+instead. Prints microseconds per call (wall clock and this process's CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from movierec.serving.settings import Settings
+from movierec.serving.storage import open_storage
+from movierec.serving.store import EventStore
+
+USER = 1  # the user whose items are read (given FEEDBACK events first)
+FEEDBACK = 20
+
+
+def _timed(call: Callable[[int], Any], n: int) -> dict[str, float]:
+    """Microseconds per call of ``call(i)`` for i in range(n), wall clock and process CPU."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(n):
+        call(i)
+    return {
+        "wall_us": round((time.perf_counter() - wall) / n * 1e6, 2),
+        "cpu_us": round((time.process_time() - cpu) / n * 1e6, 2),
+    }
+
+
+def measure(location: str | Path, settings: Settings, calls: int) -> dict[str, dict[str, float]]:
+    """The three costs on the storage at ``location`` (a SQLite path or a PostgreSQL URL)."""
+    storage = open_storage(settings, location=location)
+    store = EventStore(storage, settings)
+    try:
+        for item in range(FEEDBACK):
+            store.add(USER, item, None, "view", item)
+        deadline = time.monotonic() + 5
+        while storage.changes.now() is None and settings.feedback_signal == "notify" and time.monotonic() < deadline:
+            time.sleep(0.01)  # PostgreSQL: the listener connected
+        store.items_of(USER)
+        steady = _timed(lambda _: store.items_of(USER), calls)
+
+        def after_change(_: int) -> None:
+            storage.changes.advance()  # as after a commit: the next read asks the database
+            store.items_of(USER)
+
+        changed = _timed(after_change, max(1, calls // 10))
+        added = _timed(lambda i: store.add(10_000 + i, 7, None, "view", i), max(1, calls // 20))
+    finally:
+        store.close()
+        storage.close()
+    return {"items_of (no change)": steady, "items_of (after a change)": changed, "add": added}
+
+
+def run(database_url: str | None, calls: int) -> dict[str, Any]:
+    """Measure every backend (starting a throwaway PostgreSQL server unless ``database_url`` is given)."""
+    from movierec.serving.postgres_cluster import ThrowawayPostgres, postgres_bin
+
+    server = None
+    if database_url is None:
+        folder = postgres_bin()
+        if folder is None:
+            raise SystemExit("PostgreSQL is not installed (apt-get install postgresql), or pass --database-url")
+        server = ThrowawayPostgres(folder)
+    results: dict[str, Any] = {"calls": calls}
+    try:
+        with tempfile.TemporaryDirectory(prefix="movierec-bench-storage-") as tmp:
+            results["sqlite"] = measure(Path(tmp) / "bench.sqlite", Settings(database_path=Path(tmp) / "x"), calls)
+        for signal in ("notify", "query"):
+            url = server.new_database()[1] if server is not None else database_url
+            settings = Settings(database_url=url, feedback_signal=signal)
+            results[f"postgresql ({signal})"] = measure(url, settings, calls)
+    finally:
+        if server is not None:
+            server.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: print the table (and write JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m movierec.serving.bench_storage",
+        description="Microseconds per storage call of a request, per backend (SQLite, PostgreSQL notify and query).",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="an empty PostgreSQL database to use (default: start a throwaway server with Debian's binaries)",
+    )
+    parser.add_argument(
+        "--calls", type=int, default=20_000, help="items_of calls timed per backend (default: %(default)s)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    args = parser.parse_args(argv)
+    results = run(args.database_url, args.calls)
+    print(f"{'backend':<22}{'call':<28}{'wall us':>10}{'CPU us':>10}")
+    for backend, costs in results.items():
+        if backend == "calls":
+            continue
+        for call, cost in costs.items():
+            print(f"{backend:<22}{call:<28}{cost['wall_us']:>10.2f}{cost['cpu_us']:>10.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
