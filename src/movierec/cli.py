@@ -269,6 +269,7 @@ def cmd_scale_run(args: argparse.Namespace, settings: Settings) -> None:
         stages=tuple(args.stages.split(",")) if args.stages else None,
         worktree=args.worktree,
         resume=args.resume,
+        source=args.source,
     )
     record = run_scale(run, Path("."), Path(args.out) if args.out else None)
     for name, stage in record["stages"].items():
@@ -601,6 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--pipeline-profile",
         default="scale",
         help="profiles/<name>.yaml laid over params.yaml for the run, or 'none' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--source",
+        help="measure this data.source instead of synthetic data (e.g. ml-100k, with --pipeline-profile none)",
     )
     p.add_argument("--stages", help="comma-separated dvc.yaml stages to run (default: all)")
     p.add_argument("--worktree", action="store_true", help="copy the working tree's code, not the last commit's")

@@ -49,6 +49,8 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         if "dataset" not in run or not run.get("stages"):
             raise DataError(f"a scale run without measurements (status {run.get('status')!r}, work {run.get('work')})")
+        if not run["dataset"].get("synthetic", True):
+            continue  # a real dataset's run is read on its own (see markdown's reference)
         by_size[int(run["dataset"]["ratings"])] = run
     sizes = sorted(by_size)
     ordered = [by_size[s] for s in sizes]
@@ -60,7 +62,7 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
         wall, peak = [], []
         for run in ordered:
             if name == TOTAL:
-                done = run.get("status") == "complete"
+                done = run.get("status") == "complete" and not run.get("partial")
                 wall.append(run.get("pipeline_wall_s") if done else None)
                 peak.append(
                     max(v["peak_rss_mb"] for k, v in run["stages"].items() if k != "synth") / 1024 if done else None
