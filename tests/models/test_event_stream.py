@@ -85,3 +85,25 @@ def test_without_demographics_the_query_has_ids_and_history_only(world: dict) ->
     batch = next(iter(stream.dataset(5, 8, seed=0)))
     assert set(batch["query"]) == {"user_id", "history"}
     assert batch["query"]["history"].shape == (8, 5)
+
+
+def _example_keys(dataset: tf.data.Dataset) -> list[tuple[int, ...]]:
+    keys = []
+    for batch in dataset:
+        flat = _flat(batch)
+        for i in range(len(flat["item_row"])):
+            keys.append((int(flat["query.user_id"][i]), int(flat["item_row"][i]), *flat["query.history"][i].tolist()))
+    return keys
+
+
+def test_above_the_buffer_limit_each_epoch_is_a_seeded_permutation_of_the_same_examples(world: dict) -> None:
+    events, catalogue, users = world["events"], world["catalogue"], world["users"]
+    stream = EventStream.from_events(events, catalogue, users)
+    reference = sorted(_example_keys(in_memory_dataset(events, catalogue, users, 6, 16, seed=3)))
+    permuted = stream.dataset(6, 16, seed=3, users=users, buffer_max=10)
+    first, second = _example_keys(permuted), _example_keys(permuted)
+    assert sorted(first) == reference and sorted(second) == reference  # every example once per epoch
+    assert first != second  # reshuffled each epoch
+    again = stream.dataset(6, 16, seed=3, users=users, buffer_max=10)
+    assert _example_keys(again) == first and _example_keys(again) == second  # deterministic by seed
+    assert _example_keys(stream.dataset(6, 16, seed=4, users=users, buffer_max=10)) != first
