@@ -156,7 +156,9 @@ class NotifyClock:
                 self._busy = False
 
     def close(self) -> None:
-        """Stop listening and wait for the thread."""
+        """Stop listening and wait for the thread (a second call does nothing)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         os.write(self._wake_write, b"x")
         self._thread.join(timeout=self.heartbeat + 2)

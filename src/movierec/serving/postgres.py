@@ -235,16 +235,27 @@ class PostgresDatabase:
                     raise StoreUnavailable(explain(exc, self.where, self.timeout)) from exc
         raise AssertionError("unreachable")
 
-    def write(self, work: Callable[[psycopg.Connection], T], pool: ConnectionPool | None = None) -> T:
+    def write(
+        self, work: Callable[[psycopg.Connection], T], pool: ConnectionPool | None = None, pipeline: bool = False
+    ) -> T:
         """Run ``work`` in one transaction on a write connection, bounded in time.
+
+        ``pipeline``: send the transaction's statements without waiting for each answer (psycopg's
+        pipeline mode: the begin, ``work``'s statements up to the first result it reads, and the
+        commit travel together), for ``work`` that reads at most its last statement's result.
 
         Raises:
             StoreUnavailable: busy beyond the timeout, unreachable, full or read-only; the
                 transaction is rolled back and nothing is half-written.
         """
         try:
-            with (pool or self.writes).connection() as conn, conn.transaction():
-                result = work(conn)
+            with (pool or self.writes).connection() as conn:
+                if pipeline:
+                    with conn.pipeline(), conn.transaction():
+                        result = work(conn)
+                else:
+                    with conn.transaction():
+                        result = work(conn)
         except (PoolTimeout, psycopg.Error) as exc:
             reason = explain(exc, self.where, self.timeout)
             if not _busy(exc):

@@ -33,6 +33,20 @@ FEEDBACK_LOCK = 7_402_312  # the advisory lock class of the per-user feedback lo
 SETTLE_SECONDS = 3.0
 PRUNE_TIMEOUT_MS = 60_000  # retention's deletes may take longer than a request's statement
 _NOW = "extract(epoch FROM clock_timestamp())"
+# count the user's events in the window; below the limit, store the event and notify every worker
+_ADD = f"""
+WITH recent AS (
+    SELECT COUNT(*) AS n, MIN(received) AS first, {_NOW} AS now
+    FROM feedback WHERE user_id = %(user)s AND received >= {_NOW} - %(window)s
+), stored AS (
+    INSERT INTO feedback (user_id, item_id, rating, event, timestamp, received)
+    SELECT %(user)s, %(item)s, %(rating)s, %(event)s, %(timestamp)s, recent.now FROM recent
+    WHERE recent.n < %(limit)s
+    RETURNING id
+)
+SELECT recent.n, recent.first, recent.now, (SELECT id FROM stored, pg_notify(%(channel)s, %(payload)s))
+FROM recent
+"""
 
 
 class PostgresStorage:
@@ -65,26 +79,30 @@ class PostgresStorage:
     def add_feedback(
         self, user_id: int, item_id: int, rating: float | None, event: str, timestamp: int, limit: int, window: float
     ) -> int:
-        """See :meth:`Storage.add_feedback`: the user's advisory lock, the count, the insert and
-        the notification, in one transaction."""
+        """See :meth:`Storage.add_feedback`. One transaction, sent as a pipeline (two round trips
+        with the commit): the user's advisory lock, then one statement that counts the user's
+        recent events and, under the limit, inserts the event and sends the notification. The
+        count's snapshot is taken after the lock is held, so no other writer's event is missed."""
+        params = {
+            "user": user_id,
+            "item": item_id,
+            "rating": rating,
+            "event": event,
+            "timestamp": timestamp,
+            "window": window,
+            "limit": limit,
+            "channel": CHANNEL,
+            "payload": str(user_id),
+        }
 
-        def insert(conn: psycopg.Connection) -> int:
+        def insert(conn: psycopg.Connection) -> tuple:
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s::int)", (FEEDBACK_LOCK, user_id % 2_147_483_647))
-            count, first, now = conn.execute(
-                f"SELECT COUNT(*), MIN(received), {_NOW} FROM feedback WHERE user_id = %s AND received >= {_NOW} - %s",
-                (user_id, window),
-            ).fetchone()
-            if count >= limit:
-                raise RateLimited(user_id, limit, window, float(first) + window - float(now))
-            (event_id,) = conn.execute(  # the insert and the notification in one round trip
-                "WITH stored AS (INSERT INTO feedback (user_id, item_id, rating, event, timestamp, received) "
-                f"VALUES (%s, %s, %s, %s, %s, {_NOW}) RETURNING id) "
-                "SELECT id FROM stored, pg_notify(%s, %s)",
-                (user_id, item_id, rating, event, timestamp, CHANNEL, str(user_id)),
-            ).fetchone()
-            return int(event_id)
+            return conn.execute(_ADD, params).fetchone()
 
-        return self.db.write(insert)
+        _, first, now, event_id = self.db.write(insert, pipeline=True)
+        if event_id is None:
+            raise RateLimited(user_id, limit, window, float(first) + window - float(now))
+        return int(event_id)
 
     def recent_items(self, user_id: int, n: int) -> list[int]:
         """See :meth:`Storage.recent_items` (an index range on ``(user_id, id)``)."""
