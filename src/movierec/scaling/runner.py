@@ -6,8 +6,8 @@ The run never touches the project it starts from. In a working folder of its own
    last commit (or of its working tree), the profile (default ``scale``) laid over the
    parameters and ``data.source`` pointed at the synthetic data; git and DVC initialised;
 2. writes the synthetic dataset (``movierec data synth``, measured as stage ``synth``);
-3. runs every stage of ``dvc.yaml`` in pipeline order, one ``dvc repro --single-item`` each
-   (``--no-commit``: nothing is copied into a DVC cache), under :func:`measured`;
+3. runs every stage of ``dvc.yaml`` in pipeline order, one ``dvc repro --single-item`` each,
+   under :func:`measured` (the DVC cache takes outputs by hard link: nothing is copied);
 4. checks that ``dvc status`` finds the pipeline up to date, as after a plain ``dvc repro``.
 
 Every stage's wall time and peak memory go to the run's JSON as soon as it ends, so a run
@@ -136,7 +136,7 @@ def run_scale(run: ScaleRun, project: Path = Path("."), out: Path | None = None)
         done = record["stages"].get(stage)
         if done and done["returncode"] == 0:
             continue
-        command = ["dvc", "repro", "--no-commit", "--single-item", stage]
+        command = ["dvc", "repro", "--single-item", stage]
         if not _step(record, out, stage, command, repo, env, logs):
             return record
     split_report = repo / "reports" / "split.json"
@@ -278,6 +278,7 @@ def _lay_out(project: Path, repo: Path, run: ScaleRun, dataset: str) -> dict[str
         ],
         ["dvc", "init", "-q"],
         ["dvc", "config", "core.analytics", "false"],
+        ["dvc", "config", "cache.type", "hardlink"],  # outputs go into the cache by a link, not a copy
     ):
         subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
     dirty = bool(_git(project, "status", "--porcelain", "--untracked-files=no", "--", *CODE)) if run.worktree else False
