@@ -1,6 +1,7 @@
 """The PostgreSQL backend's own guarantees, against a real server: an unreachable or read-only
-database is a clear, bounded 503 and a /ready reason until it recovers, the change signal
-never vouches for a memo while it cannot hear notifications, and the schema migrates once."""
+database is a clear, bounded 503 and a /ready reason until it recovers; with
+``MOVIEREC_FEEDBACK_SIGNAL=notify`` a worker queries only after feedback changed, and never
+vouches for its memo while it cannot hear notifications; the schema migrates once."""
 
 from __future__ import annotations
 
@@ -110,14 +111,24 @@ def test_the_change_signal_answers_unknown_while_it_cannot_hear_notifications(
         clock.close()
 
 
-def test_query_mode_reads_the_other_replicas_feedback_at_once(postgres: PostgresServer) -> None:
+def test_notify_mode_reads_the_database_only_after_feedback_changed(postgres: PostgresServer) -> None:
     _, url = postgres.new_database()
-    settings = Settings(database_url=url, feedback_signal="query")
+    settings = Settings(database_url=url, feedback_signal="notify")
     one, two = (EventStore(PostgresStorage(url, settings), settings) for _ in range(2))
+    reads: list[int] = []
+    db = one.storage.db
+    read = db.read
+    db.read = lambda sql, args=(), pool=None: reads.append(1) or read(sql, args, pool)  # type: ignore[method-assign]
     try:
-        assert one.items_of(9) == [] and one.storage.changes.now() is None
-        two.add(9, 90, None, "view", 1)
-        assert one.items_of(9) == [90]  # no signal to wait for: every read asks the database
+        assert wait_until(lambda: one.storage.changes.now() is not None, 10, 0.01)
+        assert one.items_of(9) == [] and one.items_of(9) == [] and one.items_of(9) == []
+        assert len(reads) == 1  # remembered: no query while nothing changed
+        two.add(9, 90, None, "view", 1)  # another replica writes: its NOTIFY reaches this one
+        assert wait_until(lambda: one.items_of(9) == [90], 5, 0.001)
+        settled = len(reads)
+        assert one.items_of(9) == [90] and one.items_of(9) == [90] and len(reads) == settled
+        one.add(9, 91, None, "view", 2)  # this worker's own write: read again at once
+        assert one.items_of(9) == [90, 91]
     finally:
         for store in (one, two):
             store.storage.close()

@@ -7,8 +7,9 @@ Times, in one process and one run, the calls a request makes on the service's st
   right after feedback changed (the memo is dropped: one read of the database);
 - ``add``: one feedback event (rate-limit count, insert, commit, change signal).
 
-for SQLite (the change counter in shared memory), PostgreSQL with ``notify`` (LISTEN/NOTIFY)
-and PostgreSQL with ``query`` (a read per request). Without ``--database-url`` a throwaway
+for SQLite (the change counter in shared memory), PostgreSQL with ``query`` (a read per
+request, the default) and PostgreSQL with ``notify`` (LISTEN/NOTIFY); and, for ``notify``,
+how long after a write another worker's read still misses it (the window that mode leaves). Without ``--database-url`` a throwaway
 PostgreSQL server is started from Debian's binaries (see
 :mod:`~movierec.serving.postgres_cluster`) on loopback, on this machine, so its CPU is
 shared with the benchmark: a server on another host costs the service a network round trip
@@ -69,6 +70,40 @@ def measure(location: str | Path, settings: Settings, calls: int) -> dict[str, d
     return {"items_of (no change)": steady, "items_of (after a change)": changed, "add": added}
 
 
+def notify_window(url: str, writes: int) -> dict[str, float]:
+    """How long after a write returns another worker's next read still misses it (``notify``):
+    milliseconds from ``add`` returning in one store until ``items_of`` in a second store (another
+    connection, as another replica would be) shows the item, and the share of reads made at once
+    that missed it."""
+    settings = Settings(database_url=url, feedback_signal="notify")
+    writer, reader = (EventStore(open_storage(settings, location=url), settings) for _ in range(2))
+    delays, missed = [], 0
+    try:
+        deadline = time.monotonic() + 5
+        while reader.storage.changes.now() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for n in range(writes):
+            user = 50_000 + n
+            reader.items_of(user)  # remembered as empty
+            writer.add(user, 1, None, "view", n)
+            written = time.perf_counter()
+            missed += reader.items_of(user) != [1]
+            while reader.items_of(user) != [1]:
+                time.sleep(0.0001)
+            delays.append((time.perf_counter() - written) * 1000)
+    finally:
+        for store in (writer, reader):
+            store.storage.close()
+    delays.sort()
+    return {
+        "writes": writes,
+        "missed_by_an_immediate_read": missed,
+        "delay_ms_median": round(delays[len(delays) // 2], 3),
+        "delay_ms_p99": round(delays[int(len(delays) * 0.99) - 1], 3),
+        "delay_ms_max": round(delays[-1], 3),
+    }
+
+
 def run(database_url: str | None, calls: int) -> dict[str, Any]:
     """Measure every backend (starting a throwaway PostgreSQL server unless ``database_url`` is given)."""
     from movierec.serving.postgres_cluster import ThrowawayPostgres, postgres_bin
@@ -83,10 +118,11 @@ def run(database_url: str | None, calls: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="movierec-bench-storage-") as tmp:
             results["sqlite"] = measure(Path(tmp) / "bench.sqlite", Settings(database_path=Path(tmp) / "x"), calls)
-        for signal in ("notify", "query"):
+        for signal in ("query", "notify"):
             url = server.new_database()[1] if server is not None else database_url
             settings = Settings(database_url=url, feedback_signal=signal)
             results[f"postgresql ({signal})"] = measure(url, settings, calls)
+        results["notify window"] = notify_window(server.new_database()[1] if server else database_url, 200)
     finally:
         if server is not None:
             server.stop()
@@ -97,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: print the table (and write JSON with ``--json``)."""
     parser = argparse.ArgumentParser(
         prog="python -m movierec.serving.bench_storage",
-        description="Microseconds per storage call of a request, per backend (SQLite, PostgreSQL notify and query).",
+        description="Microseconds per storage call of a request, per backend (SQLite, PostgreSQL query and "
+        "notify), and the window of the notify mode.",
     )
     parser.add_argument(
         "--database-url",
@@ -111,10 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.database_url, args.calls)
     print(f"{'backend':<22}{'call':<28}{'wall us':>10}{'CPU us':>10}")
     for backend, costs in results.items():
-        if backend == "calls":
+        if backend in ("calls", "notify window"):
             continue
         for call, cost in costs.items():
             print(f"{backend:<22}{call:<28}{cost['wall_us']:>10.2f}{cost['cpu_us']:>10.2f}")
+    window = results["notify window"]
+    print(
+        f"notify: of {window['writes']} writes, {window['missed_by_an_immediate_read']} were missed by another "
+        f"worker's read made at once; seen after {window['delay_ms_median']} ms (median), "
+        f"{window['delay_ms_p99']} ms (p99), {window['delay_ms_max']} ms (max)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -9,8 +9,10 @@ How each guarantee holds with many writers:
   advisory lock on its user, so counting the user's recent events and inserting the next is
   one step for every writer (waiting at most ``lock_timeout``). Times are the server's clock,
   so replicas with skewed clocks count one window.
-- **Change signal**: the insert sends ``NOTIFY`` in the same transaction
-  (:mod:`~movierec.serving.notify_clock`).
+- **Feedback seen by every replica on the next request**: by default each request reads the
+  user's feedback (one indexed query, ``feedback_signal="query"``); with ``"notify"`` workers
+  read only after a ``NOTIFY``, which every insert sends in its transaction
+  (:mod:`~movierec.serving.notify_clock`, where its window is measured).
 - **The request log's cursor**: log rows are numbered by a sequence when inserted, but
   concurrent writers may commit out of that order, so a reader that moved past number n
   could miss a smaller number committed later. :meth:`PostgresStorage.logs_after` returns

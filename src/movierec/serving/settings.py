@@ -34,10 +34,11 @@ class Settings(BaseSettings):
     # request log and the reload pointer live there instead of the SQLite files at database_path
     database_url: str = ""
     database_pool_size: PositiveInt = 4  # PostgreSQL: connections per worker for reads, and again for writes
-    # PostgreSQL: how a worker learns that feedback changed. "notify": LISTEN/NOTIFY feeding a local
-    # counter (no query per request); "query": read the user's feedback on every request (for a pooler
-    # such as PgBouncer in transaction mode, which does not carry LISTEN)
-    feedback_signal: Literal["notify", "query"] = "notify"
+    # PostgreSQL: how a worker learns that feedback changed. "query": read the user's feedback on every
+    # request (one indexed query: feedback through any replica is in the very next answer); "notify":
+    # LISTEN/NOTIFY feeding a local counter (no query per request, but a notification still in flight
+    # can leave a next request a few milliseconds behind; see serving/notify_clock.py)
+    feedback_signal: Literal["query", "notify"] = "query"
     database_timeout_seconds: PositiveFloat = 1.0  # the longest a request waits for the database (then 503)
     min_free_disk_bytes: NonNegativeInt = 50 * 1024 * 1024  # less free space on the database's disk: /ready is 503
     database_identity: str = ""  # set by `movierec serve` for its workers (the file they must share)

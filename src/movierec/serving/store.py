@@ -76,9 +76,10 @@ class EventStore:
         posted with timestamps far in the future cannot hold the window.
 
         Every call reads the storage's change signal (SQLite: a counter in shared memory that
-        each worker advances after committing feedback; PostgreSQL: a counter fed by
-        LISTEN/NOTIFY); until it moves, the items this thread read for the user are still the
-        answer. A signal that cannot vouch for its value (None) means a read every time.
+        each worker advances after committing feedback; PostgreSQL with ``notify``: a counter
+        fed by LISTEN/NOTIFY); until it moves, the items this thread read for the user are still
+        the answer. A signal that cannot vouch for its value (None: PostgreSQL's default
+        ``query``, or a listener that is down) means a read every time.
         """
         version = self.storage.changes.now()
         if version is None:
