@@ -44,6 +44,8 @@ class PointwiseRanker(tfrs.Model):
         # Keras refuses its default mean reduction under a distribution strategy
         reduction = keras.losses.Reduction.AUTO if global_batch is None else keras.losses.Reduction.SUM
         self.loss_scale = None if global_batch is None else 1.0 / global_batch
+        if global_batch is not None:  # the logs: see train_step
+            self.distribute_reduction_method = "first"
         self.means = tf.constant(means, tf.float32)
         self.stds = tf.constant(stds, tf.float32)
         self.lookups = {
@@ -84,6 +86,15 @@ class PointwiseRanker(tfrs.Model):
         )
         loss = click + self.rating_weight * rating
         return loss if self.loss_scale is None else loss * self.loss_scale
+
+    def train_step(self, inputs: dict[str, Any]) -> dict[str, tf.Tensor]:
+        """TFRS's step; on several replicas the logged loss is the global batch's (each
+        replica's loss is its share, while the metrics are already synchronised)."""
+        logs = super().train_step(inputs)
+        if self.loss_scale is None:
+            return logs
+        loss = tf.distribute.get_replica_context().all_reduce("sum", logs["loss"])
+        return {**logs, "loss": loss, "total_loss": loss + logs["regularization_loss"]}
 
 
 @dataclass
