@@ -49,3 +49,25 @@ def test_reranking_in_chunks_of_users_equals_one_pass(world: dict, fitted) -> No
     assert not np.array_equal(whole, cands)  # the ranker reorders
     for chunk in (1, 5):
         np.testing.assert_array_equal(rerank(ranker, ctx, users, query, cands, chunk_users=chunk), whole)
+
+
+def test_the_rankers_pair_batches_are_a_shuffle_of_the_pairs_themselves() -> None:
+    import tensorflow as tf
+
+    from movierec.models.ranking import pair_batches
+
+    rng = np.random.default_rng(0)
+    n = 1_000
+    data = {
+        "inputs": {"a": rng.random(n).astype(np.float32), "gender": np.array(list("MF" * (n // 2)), object)},
+        "label": (rng.random(n) < 0.3).astype(np.float32),
+        "rating": rng.random(n).astype(np.float32),
+    }
+    reference = tf.data.Dataset.from_tensor_slices(data).shuffle(n, seed=5).batch(64)
+    streamed = pair_batches(data, 64, seed=5)
+    for _ in range(2):  # two epochs: both reshuffle the same way
+        pairs = list(zip(streamed, reference, strict=True))
+        assert len(pairs) == 16
+        for new, old in pairs:
+            for a, b in zip(tf.nest.flatten(new), tf.nest.flatten(old), strict=True):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
