@@ -14,6 +14,10 @@ PostgreSQL server is started from Debian's binaries (see
 :mod:`~movierec.serving.postgres_cluster`) on loopback, on this machine, so its CPU is
 shared with the benchmark: a server on another host costs the service a network round trip
 instead. Prints microseconds per call (wall clock and this process's CPU).
+
+With ``--serve BUNDLE`` it measures the whole service instead: ``movierec bench serve`` (wrk)
+against ``movierec serve --workers 2`` on the bundle, once per backend, and prints each
+scenario's requests/s side by side.
 """
 
 from __future__ import annotations
@@ -129,6 +133,63 @@ def run(database_url: str | None, calls: int) -> dict[str, Any]:
     return results
 
 
+def serve_comparison(bundle: Path, port: int, duration: int, warmup: int, out: Path) -> dict[str, dict[str, float]]:
+    """Requests/s of every ``movierec bench serve`` scenario against ``movierec serve --workers 2`` on
+    ``bundle``, once per backend (SQLite, PostgreSQL ``query``, PostgreSQL ``notify``) in turn, on a
+    throwaway PostgreSQL server; each run's JSON is written into ``out``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from movierec.serving.postgres_cluster import ThrowawayPostgres, postgres_bin
+
+    folder = postgres_bin()
+    if folder is None:
+        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+    out.mkdir(parents=True, exist_ok=True)
+    server = ThrowawayPostgres(folder)
+    rates: dict[str, dict[str, float]] = {}
+    try:
+        for name in ("sqlite", "query", "notify"):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEREC_")}
+            env.update(
+                MOVIEREC_BUNDLE_DIR=str(Path(bundle).resolve()), MOVIEREC_DATABASE_PATH=str(out / f"{name}.sqlite")
+            )
+            if name != "sqlite":
+                env.update(MOVIEREC_DATABASE_URL=server.new_database()[1], MOVIEREC_FEEDBACK_SIGNAL=name)
+            with open(out / f"serve-{name}.log", "wb") as log:
+                command = [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port), "--workers", "2"]
+                process = subprocess.Popen(
+                    command, env=env, cwd=out, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            try:
+                deadline = time.monotonic() + 300
+                while True:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"the {name} server did not start; see {out / f'serve-{name}.log'}")
+                    try:
+                        if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(1)
+                result = out / f"bench-{name}.json"
+                bench = [sys.executable, "-m", "movierec.cli", "bench", "serve", "--url", f"http://127.0.0.1:{port}"]
+                bench += ["--duration", str(duration), "--warmup", str(warmup), "--json", str(result)]
+                subprocess.run(bench, env=env, check=True)
+                scenarios = json.loads(result.read_text(encoding="utf-8"))["runs"][0]["scenarios"]
+                rates[name] = {scenario: round(row["rps"]) for scenario, row in scenarios.items()}
+            finally:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=60)
+    finally:
+        server.stop()
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the table (and write JSON with ``--json``)."""
     parser = argparse.ArgumentParser(
@@ -144,7 +205,25 @@ def main(argv: list[str] | None = None) -> int:
         "--calls", type=int, default=20_000, help="items_of calls timed per backend (default: %(default)s)"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
+    parser.add_argument(
+        "--serve",
+        metavar="BUNDLE",
+        help="instead, run `movierec bench serve` against `movierec serve --workers 2` on this bundle once per "
+        "backend (needs wrk); each run's JSON goes to --out",
+    )
+    parser.add_argument("--port", type=int, default=8031, help="the port --serve uses (default: %(default)s)")
+    parser.add_argument("--duration", type=int, default=10, help="--serve: seconds per scenario (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="--serve: warm-up seconds (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="bench-storage", help="--serve: the folder for its files (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
+    if args.serve:
+        rates = serve_comparison(Path(args.serve), args.port, args.duration, args.warmup, Path(args.out))
+        print(f"{'scenario':<14}" + "".join(f"{name + ' req/s':>16}" for name in rates))
+        for scenario in next(iter(rates.values())):
+            print(f"{scenario:<14}" + "".join(f"{rates[name][scenario]:>16}" for name in rates))
+        return 0
     results = run(args.database_url, args.calls)
     print(f"{'backend':<22}{'call':<28}{'wall us':>10}{'CPU us':>10}")
     for backend, costs in results.items():

@@ -30,9 +30,10 @@ The window left is a notification still travelling from the server to the worker
 socket when the next request is read there: the client's whole round trip (the 201 back,
 the next request out) has to beat one message on an established connection, and on a busy
 machine the listening server process may not run at once. Measured on the 2-core test
-machine under load (``python -m movierec.serving.bench_storage``): a read made in another
-worker right after ``add`` returned missed the event 3 times in 200, and saw it after 3 ms
-at worst; two replicas over HTTP with keep-alive clients answered 2 of 40 next requests
+machine while other jobs loaded it (``python -m movierec.serving.bench_storage``): a read made
+in another worker right after ``add`` returned missed the event 3 times in 200 at load
+average 5 (seen within 3.7 ms) and 45 times in 200 at load average 9.5 (p99 15 ms, worst
+70 ms); two replicas over HTTP with keep-alive clients answered 2 of 40 next requests
 without the feedback just posted through the other (load average about 9). Hence not the
 default. It also needs LISTEN, which PgBouncer in transaction mode does not carry.
 """
