@@ -371,6 +371,20 @@ def cmd_bench_serve(args: argparse.Namespace, settings: Settings) -> None:
     run_bench(args)
 
 
+def cmd_bench_index(args: argparse.Namespace, settings: Settings) -> None:
+    """Build brute-force, FAISS IVF, FAISS HNSW and ScaNN indexes over synthetic catalogues and measure them."""
+    from movierec.models.index_bench_cli import bench_index
+
+    bench_index(args, settings.as_params()["index"])
+
+
+def cmd_bench_bundle(args: argparse.Namespace, settings: Settings) -> None:
+    """Write a copy of a bundle whose catalogue is enlarged with synthetic items; optionally load and query it."""
+    from movierec.models.index_bundle_cli import bench_bundle
+
+    bench_bundle(args, settings.as_params()["index"])
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> None:
     """Evaluate a bundle offline on the logged requests and the feedback that followed them."""
     from movierec.serving.replay import replay
@@ -567,6 +581,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", "--out", dest="json_path", metavar="PATH", help="write the results as JSON here")
     p.add_argument("--api-key", help="for a server that requires keys (better: MOVIEREC_BENCH_API_KEY, off argv)")
     p.set_defaults(func=cmd_bench_serve, reads_params=False)
+    from movierec.models.index_bench_cli import add_arguments as index_bench_arguments
+    from movierec.models.index_bundle_cli import add_arguments as index_bundle_arguments
+
+    p = bench.add_parser(
+        "index",
+        help="brute force, FAISS IVF, FAISS HNSW and ScaNN over synthetic 100K-1M-item catalogues: build time, "
+        "memory, p50/p99 of one query, batch throughput, recall@k against brute force",
+        description="Builds each index over seeded synthetic item embeddings (clustered, with varying norms), "
+        "tunes its search setting to the target recall on one query set and measures it on another; the "
+        "structure (lists, leaves, links) follows index.rules in params.yaml. See docs/index-benchmark.md.",
+    )
+    index_bench_arguments(p)
+    p.set_defaults(func=cmd_bench_index)
+    p = bench.add_parser(
+        "bundle",
+        help="copy a bundle with its catalogue enlarged to N items (synthetic items embedded by the real "
+        "candidate tower, indexes rebuilt, manifest resealed); --load then loads and queries it",
+        description="For measuring the service on a large catalogue without training on one. The copy is "
+        "labelled SYNTHETIC in its manifest. See docs/index-benchmark.md.",
+    )
+    index_bundle_arguments(p)
+    p.set_defaults(func=cmd_bench_bundle)
     p = bench.add_parser(
         "workers",
         help="train the retrieval stage with 1 and with N workers, per seed: test quality and wall time",

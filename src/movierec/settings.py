@@ -265,16 +265,29 @@ def _ranking_ablation() -> dict[str, RankingAblationRow]:
 
 
 class ScannSettings(Section):
-    num_leaves: PositiveInt = 100
+    num_leaves: PositiveInt = 4000  # the most leaves (index.rules.scann_leaves_per_sqrt grows them)
     num_leaves_to_search: PositiveInt = 20
     dimensions_per_block: PositiveInt = 2
-    num_reordering_candidates: PositiveInt = 500
+    num_reordering_candidates: PositiveInt = 4000  # the most the tuning may re-score
     training_iterations: PositiveInt = 12
 
 
 class FaissSettings(Section):
-    nlist: PositiveInt = 100
+    nlist: PositiveInt = 16384  # the most lists (index.rules.faiss_lists_per_sqrt grows them)
     nprobe: PositiveInt = 16
+
+
+class IndexRulesSettings(Section):
+    """``index.rules``: how the indexes' structure grows with the catalogue and which index
+    ``auto`` serves, measured with ``movierec bench index`` (see movierec.models.index_rules)."""
+
+    brute_max_items: PositiveInt = 10_000
+    approximate: Literal["faiss", "scann"] = "faiss"
+    faiss_lists_per_sqrt: PositiveFloat = 4
+    faiss_train_points_per_list: PositiveInt = 64
+    scann_leaves_per_sqrt: PositiveFloat = 1
+    hnsw_m: PositiveInt = 32
+    hnsw_ef_construction: PositiveInt = 64
 
 
 class IndexSettings(Section):
@@ -284,6 +297,7 @@ class IndexSettings(Section):
     target_recall: Annotated[float, Field(gt=0, le=1)] = 0.95
     scann: ScannSettings = Field(default_factory=ScannSettings)
     faiss: FaissSettings = Field(default_factory=FaissSettings)
+    rules: IndexRulesSettings = Field(default_factory=IndexRulesSettings)
     eval_queries: PositiveInt = 1000
     eval_batch_size: PositiveInt = 100
     seed: Annotated[int, Field(ge=0)] = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
+from pydantic import ValidationError
 
 from movierec.errors import DataError, ParamsError
 from movierec.io import atomic_dir, write_json
@@ -22,13 +22,14 @@ from movierec.models.export import (
     QUERY_DIR,
     LoadedRetrieval,
 )
-from movierec.models.faiss_index import build_faiss, load_faiss, save_faiss, search_faiss
+from movierec.models.faiss_index import LIFT, build_faiss, load_faiss, save_faiss, search_faiss
+from movierec.models.index_rules import IndexRules, auto_index, faiss_nlist, scann_leaves
 from movierec.models.index_tuning import exact_top_k, tune_faiss, tune_scann
 from movierec.models.inputs import Catalogue, query_features
 from movierec.models.layout import BRUTE, FAISS, INDEX_REPORT, SCANN
 from movierec.models.topk_export import QueryEmbedding, build_topk, load_topk, query_specs, save_topk
 from movierec.params import require_positive_int
-from movierec.settings import IndexSettings
+from movierec.settings import IndexRulesSettings, IndexSettings
 
 __all__ = ["DEFAULTS", "build_indexes", "load_faiss", "load_topk", "search_faiss"]
 
@@ -45,7 +46,6 @@ ITEM_COLUMNS = (
     "first_ts",
 )
 TUNING_MARGIN = 0.01
-FAISS_MIN_POINTS_PER_LIST = 39  # FAISS's own k-means warns below this many training points per centroid
 DEFAULTS: dict[str, Any] = IndexSettings().model_dump()  # the one home of the defaults: movierec.settings
 
 
@@ -86,8 +86,9 @@ def build_indexes(
         raise DataError("the catalogue has no items to index", path=retrieval_dir / CATALOGUE_FILE)
     embeddings = loaded.embed_items().astype(np.float32)
     k = min(settings["k"], n_items)
-    scann = _scann_settings(settings["scann"], n_items, k)
-    faiss_cfg = _faiss_settings(settings["faiss"], n_items)
+    rules = IndexRules.from_params(settings)
+    scann = _scann_settings(settings["scann"], n_items, k, rules)
+    faiss_cfg = _faiss_settings(settings["faiss"], n_items, rules)
     specs = query_specs(loaded.meta["query_inputs"])
     query_model = QueryEmbedding(retrieval_dir / QUERY_DIR)
 
@@ -152,6 +153,9 @@ def build_indexes(
         "scann": scann,
         "faiss": faiss_cfg,
         "target_recall": settings["target_recall"],
+        # what `auto` serves for this catalogue, and the rules that gave it and the structure
+        "auto": auto_index(n_items, rules),
+        "rules": rules.as_dict(),
         "tuning": {"faiss": faiss_ladder, "scann": scann_ladder},
         "build_seconds": {name: round(s, 4) for name, s in seconds.items()},
         **evaluation,
@@ -220,7 +224,9 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for key, default in DEFAULTS.items():
         value = params.get(key, default)
-        if isinstance(default, dict):
+        if key == "rules":
+            merged[key] = _rules(value)
+        elif isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ParamsError(f"index.{key} must be a mapping, got {value!r}")
             unknown = sorted(set(value) - set(default))
@@ -244,9 +250,18 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _scann_settings(cfg: dict[str, int], n_items: int, k: int) -> dict[str, int]:
-    """ScaNN settings clamped to the catalogue: at most sqrt(n) leaves, at least k reordered."""
-    leaves = max(1, min(cfg["num_leaves"], math.isqrt(n_items)))
+def _rules(value: Any) -> dict[str, Any]:
+    """``index.rules`` checked against its typed model, defaults filled in."""
+    try:
+        return IndexRulesSettings.model_validate(value).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(f"index.rules.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ParamsError(problems) from None
+
+
+def _scann_settings(cfg: dict[str, int], n_items: int, k: int, rules: IndexRules) -> dict[str, int]:
+    """ScaNN settings for the catalogue: leaves by the rules, at least k candidates re-scored."""
+    leaves = scann_leaves(n_items, rules)
     return {
         "num_leaves": leaves,
         "num_leaves_to_search": min(cfg["num_leaves_to_search"], leaves),
@@ -256,10 +271,16 @@ def _scann_settings(cfg: dict[str, int], n_items: int, k: int) -> dict[str, int]
     }
 
 
-def _faiss_settings(cfg: dict[str, int], n_items: int) -> dict[str, Any]:
-    """FAISS settings clamped so that each inverted list has enough k-means training points."""
-    nlist = max(1, min(cfg["nlist"], n_items // FAISS_MIN_POINTS_PER_LIST))
-    return {"nlist": nlist, "nprobe": min(cfg["nprobe"], nlist), "metric": "inner_product"}
+def _faiss_settings(cfg: dict[str, int], n_items: int, rules: IndexRules) -> dict[str, Any]:
+    """FAISS settings for the catalogue: lists by the rules (each with enough k-means points)."""
+    nlist = faiss_nlist(n_items, rules)
+    return {
+        "nlist": nlist,
+        "nprobe": min(cfg["nprobe"], nlist),
+        "metric": "inner_product",
+        "transform": LIFT,  # searched in the lifted space (see faiss_index.py); the index has dim + 1 dimensions
+        "train_points_per_list": rules.faiss_train_points_per_list,
+    }
 
 
 def _check_export(retrieval_dir: Path) -> None:

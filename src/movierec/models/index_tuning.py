@@ -2,10 +2,10 @@
 
 Fixed numbers do not carry from one catalogue to another: ``nprobe = 16`` of 100 lists
 finds 98% of the exact top-100 on one catalogue and 90% on another. Here each index is
-built once (FAISS) or once per setting (ScaNN's TFRS layer fixes its search settings at
-construction), queried with the evaluation queries' embeddings, and scored against the
-exact top-k. Settings are tried from the cheapest up; the first whose recall@k reaches
-the target is kept, and the whole ladder is returned for the report.
+built once (both FAISS and ScaNN take their search settings at query time), queried with
+the tuning queries' embeddings, and scored against the exact top-k. Settings are tried
+from the cheapest up; the first whose recall@k reaches the target is kept, and the whole
+ladder is returned for the report.
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ import time
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from movierec.models.faiss_index import search_faiss
 
+QUERY_BLOCK = 64
+
 
 def exact_top_k(queries: np.ndarray, embeddings: np.ndarray, item_ids: np.ndarray, k: int) -> np.ndarray:
-    """Item ids of the exact top-``k`` inner products, per query."""
-    scores = queries @ embeddings.T
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return item_ids[top]
+    """Item ids of the exact top-``k`` inner products, per query (scored :data:`QUERY_BLOCK`
+    queries at a time, so a million-item catalogue needs a few hundred MB, not gigabytes)."""
+    tops = []
+    for start in range(0, len(queries), QUERY_BLOCK):
+        scores = queries[start : start + QUERY_BLOCK] @ embeddings.T
+        tops.append(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+    return item_ids[np.concatenate(tops)] if tops else np.zeros((0, k), item_ids.dtype)
 
 
 def recall_against(found: np.ndarray, truth: np.ndarray) -> float:
@@ -78,28 +81,50 @@ def tune_scann(
     base: dict[str, int],
     target: float,
 ) -> tuple[dict[str, int], list[dict[str, float]]]:
-    """The cheapest ScaNN search settings (leaves searched, then candidates re-scored exactly)
-    whose recall@k reaches ``target``; the leaves and quantisation of ``base`` are kept.
+    """The cheapest ScaNN search settings (leaves searched, then candidates re-scored exactly:
+    k, 2k, 5k, ... up to ``base``'s ``num_reordering_candidates``) whose recall@k reaches
+    ``target``; the leaves and quantisation of ``base`` are kept.
+
+    One searcher is trained with ``base``'s structure (as the TFRS layer configures it) and
+    asked with every setting of the ladder: ScaNN takes both at query time, so a million-item
+    catalogue is partitioned once, not once per rung.
 
     Returns:
         ``(settings, tried)``; when nothing reaches the target, every leaf is searched with
         the most re-scoring tried.
     """
+    from scann import scann_ops_pybind
+
     n = len(item_ids)
-    reorders = sorted({min(max(r, k), n) for r in (k, 2 * k, 5 * k, base["num_reordering_candidates"])})
+    ceiling = base["num_reordering_candidates"]
+    steps = (k, 2 * k, 5 * k, 10 * k, 20 * k, 40 * k)  # a million items needs 20 k for recall@k 0.97
+    reorders = sorted({min(max(r, k), n) for r in steps if r <= ceiling} | {min(max(ceiling, k), n)})
+    builder = scann_ops_pybind.builder(np.ascontiguousarray(embeddings, np.float32), k, "dot_product")
+    searcher = (
+        builder.tree(
+            num_leaves=base["num_leaves"],
+            num_leaves_to_search=base["num_leaves"],
+            training_iterations=base["training_iterations"],
+        )
+        .score_ah(base["dimensions_per_block"])
+        .reorder(reorders[-1])
+        .build()
+    )
     tried = []
-    identity = tf.keras.layers.Lambda(lambda x: x)
-    candidates = tf.data.Dataset.from_tensor_slices((tf.constant(item_ids.astype(str)), tf.constant(embeddings)))
     settings = {**base, "num_leaves_to_search": base["num_leaves"], "num_reordering_candidates": reorders[-1]}
     for reorder in reorders:
         for leaves in ladder(base["num_leaves"]):
             cfg = {**base, "num_leaves_to_search": leaves, "num_reordering_candidates": reorder}
-            layer = tfrs.layers.factorized_top_k.ScaNN(identity, k=k, distance_measure="dot_product", **cfg)
-            layer.index_from_dataset(candidates.batch(4096))
             start = time.perf_counter()
-            _, ids = layer(tf.constant(queries))
+            rows, scores = searcher.search_batched(
+                np.ascontiguousarray(queries, np.float32),
+                final_num_neighbors=k,
+                pre_reorder_num_neighbors=reorder,
+                leaves_to_search=leaves,
+            )
             ms = 1000 * (time.perf_counter() - start) / max(len(queries), 1)
-            found = np.array([[int(x) if x else -1 for x in row] for row in ids.numpy().astype(str)])
+            rows = np.asarray(rows, np.int64)
+            found = np.where(np.isnan(scores), -1, np.asarray(item_ids, np.int64)[rows])
             value = recall_against(found, truth)
             tried.append(
                 {

@@ -49,6 +49,15 @@ from movierec.serving.responses import ItemJSON
 INDEXES = ("scann", "faiss", "brute")
 
 
+def recorded_index(manifest: dict[str, Any]) -> str | None:
+    """The index the bundle's build chose for ``auto`` (``index.json``'s ``auto``, copied into
+    the manifest's metrics), when it names one this service has; None for older bundles."""
+    metrics = manifest.get("metrics")
+    report = metrics.get("index") if isinstance(metrics, dict) else None
+    choice = report.get("auto") if isinstance(report, dict) else None
+    return choice if choice in INDEXES else None
+
+
 @dataclass
 class UserQuery:
     """Who is asking: an id, a history, or both, plus optional demographics."""
@@ -120,6 +129,7 @@ class Recommender:
             self.rating_biases = load_rating_biases(layout.ranking)
             self.scann = load_topk(layout.scann)
             self.faiss_index, self.faiss_ids = load_faiss(layout.faiss)
+            self.auto_index = recorded_index(self.manifest)
             self.query_inputs = list(self.retrieval.meta["query_inputs"])
             self.history_len = int(self.retrieval.config["history_len"])
             self.fast_query = None

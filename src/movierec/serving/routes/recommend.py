@@ -32,10 +32,15 @@ router = APIRouter(
 )
 
 
-def resolve_index(name: str, n_items: int, brute_max_items: int) -> str:
-    """The index a request uses: ``auto`` is exact scoring on a small catalogue, FAISS on a large one."""
+def resolve_index(name: str, n_items: int, brute_max_items: int, recorded: str | None = None) -> str:
+    """The index a request uses. ``auto`` is the bundle's recorded choice (the index build
+    picks it from the catalogue's size by the rules ``movierec bench index`` measured, see
+    ``models/index_rules.py``); for a bundle without one, exact scoring up to
+    ``brute_max_items`` items and FAISS above."""
     if name != "auto":
         return name
+    if recorded is not None:
+        return recorded
     return "brute" if n_items <= brute_max_items else "faiss"
 
 
@@ -45,7 +50,9 @@ def _feedback(state: ServiceState, user_id: int | None) -> list[int]:
 
 
 def _index(rec: Recommender, state: ServiceState, body: RetrievalRequest) -> str:
-    return resolve_index(body.index or state.settings.default_index, len(rec.catalogue), state.settings.brute_max_items)
+    return resolve_index(
+        body.index or state.settings.default_index, len(rec.catalogue), state.settings.brute_max_items, rec.auto_index
+    )
 
 
 def _retrieve(rec: Recommender, body: RetrievalRequest, k: int, feedback: list[int], index: str) -> Result:
