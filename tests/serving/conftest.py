@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: one tiny real bundle per session and a client around the app."""
+"""Fixtures of the serving tests: one tiny real bundle per session, a client around the app, a real
+PostgreSQL server, and each storage backend in turn."""
 
 from __future__ import annotations
 
