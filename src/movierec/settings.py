@@ -195,6 +195,7 @@ class RetrievalSettings(Section):
     batch_size: PositiveInt = 512
     learning_rate: PositiveFloat = 0.003
     epochs: PositiveInt = 6
+    epoch_examples: PositiveInt | None = None
     select_metric: str = "recall@100"
     min_token_count: PositiveInt = 2
     widths: WidthsSettings = Field(default_factory=WidthsSettings)

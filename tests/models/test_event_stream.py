@@ -107,3 +107,14 @@ def test_above_the_buffer_limit_each_epoch_is_a_seeded_permutation_of_the_same_e
     again = stream.dataset(6, 16, seed=3, users=users, buffer_max=10)
     assert _example_keys(again) == first and _example_keys(again) == second  # deterministic by seed
     assert _example_keys(stream.dataset(6, 16, seed=4, users=users, buffer_max=10)) != first
+
+
+def test_an_epoch_limit_draws_a_fresh_sample_of_that_many_examples(world: dict) -> None:
+    events, catalogue, users = world["events"], world["catalogue"], world["users"]
+    stream = EventStream.from_events(events, catalogue, users)
+    everything = set(_example_keys(in_memory_dataset(events, catalogue, users, 6, 16, seed=3)))
+    limited = stream.dataset(6, 16, seed=3, users=users, limit=50)
+    first, second = _example_keys(limited), _example_keys(limited)
+    assert len(first) == len(second) == 50 and len(set(first)) == 50
+    assert set(first) <= everything and set(second) <= everything and set(first) != set(second)
+    assert len(_example_keys(stream.dataset(6, 16, seed=3, users=users, limit=10 * len(stream)))) == len(stream)

@@ -87,6 +87,7 @@ class EventStream:
         seed: int,
         users: UserDirectory | None = None,
         buffer_max: int = SHUFFLE_BUFFER_MAX,
+        limit: int | None = None,
     ) -> tf.data.Dataset:
         """Shuffled batches of ``{"query": {...}, "item_row", "sampling_probability"}``.
 
@@ -102,10 +103,13 @@ class EventStream:
             seed: the shuffle's seed (reshuffled each epoch, deterministically).
             users: the directory the stream was built with, for the demographic inputs.
             buffer_max: the most examples shuffled by ``tf.data``'s buffer.
+            limit: the most examples an epoch draws (the start of its permutation: a fresh
+                seeded sample each epoch); None for all of them.
         """
         gather = _Gather(self, history_len, users)
         n, batch = len(self), int(batch_size)
-        if n <= buffer_max:
+        drawn = n if limit is None else min(n, int(limit))
+        if drawn == n and n <= buffer_max:
             order = (
                 tf.data.Dataset.from_tensor_slices(np.arange(n, dtype=np.int64))
                 .shuffle(n, seed=seed, reshuffle_each_iteration=True)
@@ -115,8 +119,8 @@ class EventStream:
             epochs = iter(range(1 << 62))  # one permutation per iterator, as Keras makes one per epoch
 
             def permuted() -> Iterator[np.ndarray]:
-                order = np.random.default_rng([seed, next(epochs)]).permutation(n)
-                for start in range(0, n, batch):
+                order = np.random.default_rng([seed, next(epochs)]).permutation(n)[:drawn]
+                for start in range(0, drawn, batch):
                     yield order[start : start + batch]
 
             order = tf.data.Dataset.from_generator(

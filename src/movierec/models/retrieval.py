@@ -122,10 +122,12 @@ class FittedRetrieval:
 def make_dataset(
     events: pa.Table, catalogue: Catalogue, users: UserDirectory | None, config: dict[str, Any], seed: int
 ) -> tf.data.Dataset:
-    """Shuffled batches of (query features, item row, sampling probability), one per event,
-    assembled batch by batch from the events (:class:`movierec.models.event_stream.EventStream`)."""
+    """Shuffled batches of (query features, item row, sampling probability), one per event
+    (``config['epoch_examples']``: at most that many an epoch, a fresh sample each), assembled
+    batch by batch from the events (:class:`movierec.models.event_stream.EventStream`)."""
     stream = EventStream.from_events(events, catalogue, users)
-    return stream.dataset(int(config["history_len"]), int(config["batch_size"]), seed, users)
+    limit = config.get("epoch_examples")
+    return stream.dataset(int(config["history_len"]), int(config["batch_size"]), seed, users, limit=limit)
 
 
 def fit_retrieval(
