@@ -29,7 +29,8 @@ def test_the_growth_exponent_is_the_slope_in_log_log() -> None:
 
 def _run(events: int, seconds: dict[str, float], status: str = "complete") -> dict:
     stages = {
-        name: {"wall_s": s, "peak_rss_mb": 100.0 * s, "returncode": 0 if s > 0 else 1} for name, s in seconds.items()
+        name: {"wall_s": s, "peak_rss_mb": 100.0 * s, "user_s": s / 2, "system_s": 0.0, "returncode": 0 if s > 0 else 1}
+        for name, s in seconds.items()
     }
     return {
         "dataset": {"ratings": events, "users": events // 156, "items": events // 400},
@@ -52,6 +53,7 @@ def test_the_table_lines_up_runs_by_size_and_fits_each_stage(tmp_path: Path) -> 
     assert table["stages"]["train"]["wall_s"] == [10.0, 50.0, None]  # failed at 25M: left out of the fit
     assert table["stages"]["train"]["time_exponent"] == pytest.approx(1.0, abs=1e-3)
     assert table["stages"][TOTAL]["wall_s"] == [11.0, 55.0, None]  # an unfinished run has no total
+    assert table["stages"][TOTAL]["cpu_s"] == [5.5, 27.5, None] and table["stages"]["prepare"]["cpu_s"][2] == 12.5
     assert table["stages"]["prepare"]["peak_rss_gb"][0] == pytest.approx(100 / 1024, abs=1e-3)
     write_scaling(table, tmp_path / "scaling.json", tmp_path / "scaling.csv")
     assert read_json(tmp_path / "scaling.json")["sizes"] == table["sizes"]
@@ -59,7 +61,10 @@ def test_the_table_lines_up_runs_by_size_and_fits_each_stage(tmp_path: Path) -> 
     assert [int(r["events"]) for r in rows] == table["sizes"]
     assert rows[0]["prepare_s"] == "1.0" and rows[2]["train_s"] == ""
     text = markdown(table)
-    assert "| prepare | 1 s | 5 s | 25 s |" in text and "1.00 |" in text
+    assert (
+        "| prepare | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 25 s (12 s CPU), 2.44 GB | 1.00 | 1.00 |" in text
+    )
+    assert "| train | 10 s (5 s CPU), 0.98 GB | 50 s (25 s CPU), 4.88 GB | – | 1.00 | 1.00 |" in text
     with pytest.raises(DataError, match="without measurements"):
         scaling_table([{"status": "failed", "stages": {}}])
 

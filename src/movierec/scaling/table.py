@@ -39,7 +39,7 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
             last record of a size wins).
 
     Returns:
-        ``{"sizes": [...], "stages": {stage: {"wall_s", "peak_rss_gb", "time_exponent",
+        ``{"sizes": [...], "stages": {stage: {"wall_s", "peak_rss_gb", "cpu_s", "time_exponent",
         "memory_exponent"}}, "runs": [...]}``, sizes in events written, smallest first.
 
     Raises:
@@ -59,23 +59,25 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
         names += [n for n in run["stages"] if n not in names]
     stages: dict[str, Any] = {}
     for name in [*names, TOTAL]:
-        wall, peak = [], []
+        wall, peak, cpu = [], [], []
         for run in ordered:
             if name == TOTAL:
                 done = run.get("status") == "complete" and not run.get("partial")
+                pipeline = [v for k, v in run["stages"].items() if k != "synth"]
                 wall.append(run.get("pipeline_wall_s") if done else None)
-                peak.append(
-                    max(v["peak_rss_mb"] for k, v in run["stages"].items() if k != "synth") / 1024 if done else None
-                )
+                peak.append(max(v["peak_rss_mb"] for v in pipeline) / 1024 if done else None)
+                cpu.append(round(sum(_cpu(v) for v in pipeline), 1) if done else None)
                 continue
             stage = run["stages"].get(name)
             ok = stage is not None and stage["returncode"] == 0
             wall.append(stage["wall_s"] if ok else None)
             peak.append(round(stage["peak_rss_mb"] / 1024, 3) if ok else None)
+            cpu.append(round(_cpu(stage), 1) if ok else None)
         measured_at = [s for s, w in zip(sizes, wall) if w is not None]
         stages[name] = {
             "wall_s": wall,
             "peak_rss_gb": [None if p is None else round(p, 3) for p in peak],
+            "cpu_s": cpu,
             "time_exponent": growth_exponent(measured_at, [w for w in wall if w is not None]),
             "memory_exponent": growth_exponent(measured_at, [p for p in peak if p is not None]),
         }
@@ -100,6 +102,12 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _cpu(stage: dict[str, Any]) -> float:
+    """CPU seconds of a stage, user and system (on a shared machine wall time grows with the
+    others' load; CPU time much less)."""
+    return float(stage.get("user_s", 0.0)) + float(stage.get("system_s", 0.0))
+
+
 def write_scaling(table: dict[str, Any], json_path: Path, csv_path: Path) -> None:
     """Write the table as JSON (DVC metrics) and as one CSV row per size (DVC plots: each
     stage's seconds as ``<stage>_s`` and peak memory as ``<stage>_gb``)."""
@@ -118,13 +126,18 @@ def write_scaling(table: dict[str, Any], json_path: Path, csv_path: Path) -> Non
 
 
 def markdown(table: dict[str, Any]) -> str:
-    """The table in Markdown: a row per stage, time and peak memory per size, the exponents."""
-    sizes = [_count(s) for s in table["sizes"]]
-    head = ["stage", *[f"{s} time" for s in sizes], *[f"{s} peak" for s in sizes], "time exp.", "memory exp."]
+    """The table in Markdown: a row per stage; per size its wall time, CPU time and peak
+    memory; then the growth exponents of time and of peak memory."""
+    head = ["stage", *[f"{_count(s)} events" for s in table["sizes"]], "time exp.", "memory exp."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in table["stages"].items():
         cells = [f"**{name}**" if name == TOTAL else name]
-        cells += [_seconds(w) for w in row["wall_s"]] + [_gb(p) for p in row["peak_rss_gb"]]
+        for wall, cpu, peak in zip(row["wall_s"], row["cpu_s"], row["peak_rss_gb"]):
+            if wall is None:
+                cells.append("–")
+                continue
+            used = f" ({_seconds(cpu)} CPU)" if cpu else ""
+            cells.append(f"{_seconds(wall)}{used}, {_gb(peak)}")
         cells += [_exp(row["time_exponent"]), _exp(row["memory_exponent"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
