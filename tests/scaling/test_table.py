@@ -55,6 +55,10 @@ def test_the_table_lines_up_runs_by_size_and_fits_each_stage(tmp_path: Path) -> 
     assert table["stages"][TOTAL]["wall_s"] == [11.0, 55.0, None]  # an unfinished run has no total
     assert table["stages"][TOTAL]["cpu_s"] == [5.5, 27.5, None] and table["stages"]["prepare"]["cpu_s"][2] == 12.5
     assert table["stages"]["prepare"]["peak_rss_gb"][0] == pytest.approx(100 / 1024, abs=1e-3)
+    assert table["stages"]["train"]["by_size"] == {
+        "1M": {"wall_s": 10.0, "cpu_s": 5.0, "peak_rss_gb": 0.977},
+        "5M": {"wall_s": 50.0, "cpu_s": 25.0, "peak_rss_gb": 4.883},
+    }
     write_scaling(table, tmp_path / "scaling.json", tmp_path / "scaling.csv")
     assert read_json(tmp_path / "scaling.json")["sizes"] == table["sizes"]
     rows = list(csv.DictReader((tmp_path / "scaling.csv").open()))

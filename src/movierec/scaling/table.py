@@ -54,6 +54,7 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
         by_size[int(run["dataset"]["ratings"])] = run
     sizes = sorted(by_size)
     ordered = [by_size[s] for s in sizes]
+    labels = [_count(int(r.get("events_target", s)), exact=True) for s, r in zip(sizes, ordered)]
     names: list[str] = []
     for run in ordered:
         names += [n for n in run["stages"] if n not in names]
@@ -81,8 +82,15 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "time_exponent": growth_exponent(measured_at, [w for w in wall if w is not None]),
             "memory_exponent": growth_exponent(measured_at, [p for p in peak if p is not None]),
         }
+        # the same figures keyed by size, which `dvc metrics show` lists (it skips lists)
+        stages[name]["by_size"] = {
+            label: {"wall_s": w, "cpu_s": c, "peak_rss_gb": p}
+            for label, w, c, p in zip(labels, wall, cpu, stages[name]["peak_rss_gb"])
+            if w is not None
+        }
     return {
         "sizes": sizes,
+        "labels": labels,
         "users": [int(r["dataset"]["users"]) for r in ordered],
         "items": [int(r["dataset"]["items"]) for r in ordered],
         "stages": stages,
@@ -128,7 +136,8 @@ def write_scaling(table: dict[str, Any], json_path: Path, csv_path: Path) -> Non
 def markdown(table: dict[str, Any]) -> str:
     """The table in Markdown: a row per stage; per size its wall time, CPU time and peak
     memory; then the growth exponents of time and of peak memory."""
-    head = ["stage", *[f"{_count(s)} events" for s in table["sizes"]], "time exp.", "memory exp."]
+    labels = table.get("labels") or [_count(s) for s in table["sizes"]]
+    head = ["stage", *[f"{label} events" for label in labels], "time exp.", "memory exp."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in table["stages"].items():
         cells = [f"**{name}**" if name == TOTAL else name]
@@ -143,8 +152,12 @@ def markdown(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _count(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n / 1e3:.0f}K"
+def _count(n: int, exact: bool = False) -> str:
+    """``25M``, ``1.50M``, ``20K`` (``exact``: the whole number where it is not a round one)."""
+    for unit, size in (("M", 1_000_000), ("K", 1_000)):
+        if n >= size:
+            return f"{n // size}{unit}" if n % size == 0 else (str(n) if exact else f"{n / size:.2f}{unit}")
+    return str(n)
 
 
 def _seconds(value: float | None) -> str:
