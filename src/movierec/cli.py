@@ -153,6 +153,8 @@ def _train(args: argparse.Namespace, settings: Settings, stage: str) -> tuple[Pr
         raise ParamsError("--index needs --hosts (every worker's address)")
     if args.hosts and args.workers is not None:
         raise ParamsError("give either --workers (on this machine) or --hosts (several hosts), not both")
+    if args.workers is not None and args.workers < 1:
+        raise ParamsError(f"--workers must be at least 1 (got {args.workers})")
     if not args.hosts and (args.workers or 1) == 1:
         return layout, importlib.import_module(f"movierec.stages.{stage}").run(settings, layout)
     from movierec.orchestration.cluster import parse_hosts
