@@ -425,7 +425,12 @@ def check_features(fast: ServingFeatures, users: list[int], query_of: Any, n_ite
         some = np.asarray(ctx.histories[users[0]], np.int64)[:5]
         cases.append((-1, np.concatenate([some, some[:1]]), query_of(users[0])))
     for user, history, q in cases:
-        context = ctx if history is None else dataclasses.replace(ctx, histories={user: history})
+        if history is None:
+            context = ctx
+        elif hasattr(ctx, "with_history"):  # the service's context: its genre matrix is shared, not rebuilt
+            context = ctx.with_history(user, history)
+        else:
+            context = dataclasses.replace(ctx, histories={user: history})
         want = pair_features(context, np.full(rows.size, user, np.int64), rows, np.repeat(q[None, :], rows.size, 0))
         got = fast(user, history, rows, q)
         if set(want) != set(got):

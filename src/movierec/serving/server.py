@@ -12,6 +12,13 @@ from movierec.serving.auth import AuthConfigError, KeyRing
 from movierec.serving.database import LOG_SCHEMA, log_file_of, move_legacy_request_log, prepare
 from movierec.serving.settings import Settings, load_service_settings
 
+# How long uvicorn's supervisor waits for a worker to answer its health-check ping before it
+# kills and restarts it (uvicorn's default: 5 s). A worker answers from a thread, so it misses
+# the ping only while something holds the GIL: loading a 1,000,000-item bundle does, for up to
+# 9 s at a time (Arrow building the catalogue's Python lists), and with 5 s the workers were
+# killed and restarted mid-load, forever (docs/index-benchmark.md).
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def app_factory():  # uvicorn's factory hook
     """The application, for ``uvicorn --factory`` (each worker builds its own)."""
@@ -92,6 +99,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level
             port=port,
             workers=workers,
             log_level=log_level,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     finally:
         if metrics_dir:
