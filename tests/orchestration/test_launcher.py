@@ -9,6 +9,7 @@ import re
 import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,21 @@ REPORT = (
 )
 
 
-def _program(body: str) -> list[str]:
-    return [sys.executable, "-c", "import json, os, signal, sys, time\n" + body]
+def _program(body: str, folder: Path | None = None) -> list[str]:
+    """A worker running ``body``; with ``folder``, ``ready()`` marks this worker started and
+    ``all_ready(n)`` waits until n workers are (so a test's failure never races a start-up)."""
+    head = "import json, os, signal, sys, time\nindex = json.loads(os.environ['TF_CONFIG'])['task']['index']\n"
+    if folder is not None:
+        head += (
+            f"folder = {str(folder)!r}\n"
+            "def ready():\n"
+            "    open(os.path.join(folder, f'ready-{index}'), 'w').close()\n"
+            "def all_ready(n):\n"
+            "    deadline = time.time() + 60\n"
+            "    while len(os.listdir(folder)) < n and time.time() < deadline:\n"
+            "        time.sleep(0.05)\n"
+        )
+    return [sys.executable, "-c", head + body]
 
 
 def test_every_worker_gets_its_tf_config_and_a_prefixed_log() -> None:
@@ -62,12 +76,12 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_a_failing_worker_is_named_with_its_last_lines_and_the_others_are_stopped() -> None:
+def test_a_failing_worker_is_named_with_its_last_lines_and_the_others_are_stopped(tmp_path: Path) -> None:
     body = (
         "print('pid', os.getpid(), flush=True)\n"
-        "index = json.loads(os.environ['TF_CONFIG'])['task']['index']\n"
+        "ready()\n"
         "if index == 1:\n"
-        "    time.sleep(0.5)\n"
+        "    all_ready(2)\n"
         "    print('loading data', flush=True)\n"
         "    print('error: the data are bad', file=sys.stderr, flush=True)\n"
         "    sys.exit(3)\n"
@@ -76,8 +90,8 @@ def test_a_failing_worker_is_named_with_its_last_lines_and_the_others_are_stoppe
     log = io.StringIO()
     start = time.monotonic()
     with pytest.raises(WorkerFailed) as caught:
-        launch(_program(body), loopback_cluster(2), log=log)
-    assert time.monotonic() - start < 30  # not the 120 s the chief would have waited
+        launch(_program(body, tmp_path), loopback_cluster(2), log=log)
+    assert time.monotonic() - start < 60  # not the 120 s the chief would have waited
     error = caught.value
     assert error.index == 1 and "exited with status 3" in str(error)
     assert error.address in str(error) and "worker 1" in str(error)
@@ -85,33 +99,35 @@ def test_a_failing_worker_is_named_with_its_last_lines_and_the_others_are_stoppe
     assert _gone(_pid_of(log, 0))
 
 
-def test_a_killed_worker_is_reported_as_killed() -> None:
+def test_a_killed_worker_is_reported_as_killed(tmp_path: Path) -> None:
     body = (
         "print('pid', os.getpid(), flush=True)\n"
-        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 0:\n"
-        "    time.sleep(0.5)\n"
+        "ready()\n"
+        "if index == 0:\n"
+        "    all_ready(2)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "time.sleep(120)\n"
     )
     log = io.StringIO()
     with pytest.raises(WorkerFailed, match="worker 0 .* was killed by SIGKILL"):
-        launch(_program(body), loopback_cluster(2), log=log)
+        launch(_program(body, tmp_path), loopback_cluster(2), log=log)
     assert _gone(_pid_of(log, 1))
 
 
-def test_a_worker_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(launcher, "STOP_GRACE_S", 0.5)
     body = (
         "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "print('pid', os.getpid(), flush=True)\n"
-        "if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 1:\n"
-        "    time.sleep(0.5)\n"
+        "ready()\n"
+        "if index == 1:\n"
+        "    all_ready(2)\n"
         "    sys.exit(1)\n"
         "time.sleep(120)\n"
     )
     log = io.StringIO()
     with pytest.raises(WorkerFailed, match="worker 1"):
-        launch(_program(body), loopback_cluster(2), log=log)
+        launch(_program(body, tmp_path), loopback_cluster(2), log=log)
     assert _gone(_pid_of(log, 0))
 
 
