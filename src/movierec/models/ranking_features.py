@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from movierec.models.history_sums import history_sums
 from movierec.models.inputs import Catalogue, UserDirectory, user_histories
 
 DAY = 86_400
@@ -233,6 +234,7 @@ def pair_features(
     affinity_recent = np.zeros(n, np.float32)
     order = np.argsort(user_ids, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(user_ids[order])) + 1, n]
+    seen: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per user: history rows, pairs, recency weights
     for start, stop in zip(bounds[:-1], bounds[1:]):
         idx = order[start:stop]
         user = int(user_ids[idx[0]])
@@ -257,15 +259,19 @@ def pair_features(
         similarity[idx] = sims.mean(axis=1)
         similarity_max[idx] = sims.max(axis=1)
         recent_similarity[idx] = sims[:, -recent_items:].mean(axis=1)
+        seen.append((rows, idx, weights))
+    # the collaborative sums over each history, for every pair at once (history_sums)
+    if seen:
+        histories, pairs, decays = (list(column) for column in zip(*seen))
+        lengths = np.zeros(n, np.float32)
+        for rows, idx, _ in seen:
+            lengths[idx] = rows.size
         if ctx.cooccurrence is not None:
-            summed = np.asarray(ctx.cooccurrence[rows].sum(axis=0)).ravel()[item_rows[idx]]
-            cooc[idx] = summed
-            cooc_mean[idx] = summed / rows.size
+            cooc = history_sums(ctx.cooccurrence, histories, pairs, item_rows).plain.astype(np.float32)
+            cooc_mean = np.divide(cooc, lengths, out=np.zeros(n, np.float32), where=lengths > 0)
         if ctx.ease is not None:
-            columns = item_rows[idx]
-            block = ctx.ease[rows][:, columns].toarray()  # (history, candidates)
-            ease_plain[idx] = block.sum(axis=0)
-            ease_recent[idx] = weights @ block
+            sums = history_sums(ctx.ease, histories, pairs, item_rows, decays)
+            ease_plain, ease_recent = sums.plain.astype(np.float32), sums.weighted
     out.update(
         {
             "user_log_count": np.log1p(counts),
