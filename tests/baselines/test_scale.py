@@ -138,3 +138,16 @@ def test_a_tuning_sample_is_seeded_and_keeps_the_users_order() -> None:
     assert set(sample.user_ids) <= set(evalset.user_ids)
     np.testing.assert_array_equal(sample_users(evalset, 30).user_ids, sample.user_ids)
     assert not np.array_equal(sample_users(evalset, 30, seed=1).user_ids, sample.user_ids)
+
+
+def test_ease_projects_sparse_user_rows_as_it_does_dense_ones() -> None:
+    data = _random_data(n_users=80, n_items=60)
+    model = EASE(l2=15.0, max_items=40).fit(data)
+    rows = model.user_rows(data.matrix).astype(np.float64)
+    dense = model.eigen_.precision_rows(rows.toarray(), 15.0)
+    np.testing.assert_allclose(
+        model.eigen_.precision_rows(rows.toarray(), 15.0, sparse=rows), dense, rtol=1e-12, atol=1e-12
+    )
+    weights = model.weights_.astype(np.float64)  # the dense B: x B scores every kept item the same way
+    x = rows.toarray()
+    np.testing.assert_allclose(model.score(data.matrix)[:, model.kept_], x @ weights, rtol=1e-4, atol=1e-5)

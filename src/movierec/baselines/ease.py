@@ -75,9 +75,12 @@ class GramEigen:
         """``diag(P)`` at ``λ``."""
         return (self.vectors**2) @ self.correction(l2) + 1.0 / float(l2)
 
-    def precision_rows(self, x: np.ndarray, l2: float) -> np.ndarray:
-        """``x P`` for dense user rows ``x`` over the kept items."""
-        return ((x @ self.vectors) * self.correction(l2)) @ self.vectors.T + x / float(l2)
+    def precision_rows(self, x: np.ndarray, l2: float, sparse: sp.csr_matrix | None = None) -> np.ndarray:
+        """``x P`` for dense user rows ``x`` over the kept items (``sparse``: the same rows as
+        CSR, which projects them onto the eigenvectors at the cost of their few entries
+        rather than of every item: a user touches a handful of a large catalogue's items)."""
+        projected = (sparse if sparse is not None else x) @ self.vectors
+        return (np.asarray(projected) * self.correction(l2)) @ self.vectors.T + x / float(l2)
 
     def weights(self, l2: float) -> np.ndarray:
         """The dense EASE matrix ``B`` at ``λ`` (float32), for export."""
@@ -195,22 +198,23 @@ class EASE:
         assert self.eigen_ is not None, "fit first"
         return self.eigen_.weights(self.l2)
 
-    def user_rows(self, history: sp.csr_matrix) -> np.ndarray:
-        """Dense user rows over ``kept_``: binary, or recency weights when ``recency_tau`` is set."""
+    def user_rows(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """User rows over ``kept_`` (CSR): binary, or recency weights when ``recency_tau`` is set."""
         rows = history[:, self.kept_].tocsr()
         if self.uses_recency:
             rows = rows.copy()
             rows.data = recency_weights(rows.data - 1.0, self.recency_tau)
         else:
             rows = (rows != 0).astype(np.float64)
-        return rows.toarray()
+        return rows
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         """Reconstruction ``x_u · B``; items outside the capped catalogue get ``-inf``."""
         assert self.eigen_ is not None and self._inverse_diag is not None, "fit first"
-        x = self.user_rows(history).astype(self.eigen_.vectors.dtype)
+        rows = self.user_rows(history).astype(self.eigen_.vectors.dtype)
+        x = rows.toarray()
         # x B = x - (x P) diag(1/diag(P)); B's diagonal is zero, so x's own entries cancel
-        reconstructed = self.eigen_.precision_rows(x, self.l2)
+        reconstructed = self.eigen_.precision_rows(x, self.l2, sparse=rows)
         scores = np.full((history.shape[0], self.n_items_), -np.inf, dtype=np.float32)
         scores[:, self.kept_] = (x - reconstructed * self._inverse_diag[None, :]).astype(np.float32)
         return scores
