@@ -71,3 +71,20 @@ def test_the_rankers_pair_batches_are_a_shuffle_of_the_pairs_themselves() -> Non
         for new, old in pairs:
             for a, b in zip(tf.nest.flatten(new), tf.nest.flatten(old), strict=True):
                 np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_many_histories_neighbours_equal_each_historys_own(world: dict, fitted) -> None:
+    events = world["events"]
+    cut = int(np.quantile(events.column("timestamp").to_numpy(), 0.7))
+    known = events.filter(pc.less(events.column("timestamp"), cut))
+    blend = Blend(weight=1.0, tau=3.0, max_history=7)
+    ctx = RankingContext.build(known, world["catalogue"], fitted.embed_items(), world["users"], cut, blend=blend)
+    blender = ctx.blender()
+    histories = [ctx.catalogue.rows_of(h) for h in ctx.histories.values()]
+    histories += [np.array([], np.int64), np.array([-1, -1])]  # nothing known of these
+    together = blender.neighbours_of(histories)
+    assert len(together) == len(histories) and any(support.size for support, _ in together)
+    for history, (support, values) in zip(histories, together, strict=True):
+        alone = blender.neighbours(history)
+        np.testing.assert_array_equal(support, alone[0])
+        np.testing.assert_array_equal(values, alone[1])

@@ -87,19 +87,36 @@ def run_ablation(
         periods.test_start,
         ease=ease,
     )
+
+    def served_first_stage(n: int) -> tuple[np.ndarray, np.ndarray, RankingContext]:
+        return first_stage(
+            r_tv,
+            periods.train_valid,
+            periods.catalogue_test,
+            periods.users,
+            periods.test_start,
+            test_eval,
+            n,
+            known_ctx=test_ctx,
+        )
+
+    # the served first stage's lists, computed once: its retrieval row, the chain's candidates
+    # and every chain row's reranking read them
+    served = served_first_stage(k)
     for name, override in (retrieval.get("ablation") or {}).items():
-        if override:
-            fitted = fit_retrieval(
-                periods.train_valid,
-                periods.catalogue_test,
-                periods.users,
-                merge(config, override),
-                seed,
-                epochs=epochs,
-                label=f"ablation {name}",
-            )
-        else:  # the full first stage: the retrieval stage's own model for this seed, not a refit
-            fitted = r_tv
+        if not override:  # the full first stage: the retrieval stage's own model for this seed, not a refit
+            rows = served[0] if k == 100 else served_first_stage(100)[0]
+            report["retrieval"][name] = _row(rows, test_eval)
+            continue
+        fitted = fit_retrieval(
+            periods.train_valid,
+            periods.catalogue_test,
+            periods.users,
+            merge(config, override),
+            seed,
+            epochs=epochs,
+            label=f"ablation {name}",
+        )
         rows, _, _ = first_stage(
             fitted,
             periods.train_valid,
@@ -113,16 +130,7 @@ def run_ablation(
         report["retrieval"][name] = _row(rows, test_eval)
 
     per_user: dict[str, np.ndarray] = {}
-    cands, _, _ = first_stage(
-        r_tv,
-        periods.train_valid,
-        periods.catalogue_test,
-        periods.users,
-        periods.test_start,
-        test_eval,
-        k,
-        known_ctx=test_ctx,
-    )
+    cands = served[0]
     # the training part as of the validation start, with the first seed's towers: every
     # ranker row learns from it (each holds its own features at zero)
     window_ctx = RankingContext.build(
@@ -158,7 +166,7 @@ def run_ablation(
             dropped=dropped,
             ctx=window_ctx,
         )
-        chain, _, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease, dropped=dropped, known_ctx=test_ctx)
+        chain, _, _ = chain_on_test(ranker, r_tv, periods, test_eval, k, ease, dropped=dropped, first=served)
         report["chain"][name] = {**_row(chain, test_eval), "dropped": list(dropped)}
         per_user[name] = _ndcg(chain, test_eval)
     reference = "full" if "full" in per_user else next(iter(per_user))

@@ -95,6 +95,32 @@ class Blender:
         keep = scores.data > 0
         return scores.indices[keep].astype(np.int64), scores.data[keep]
 
+    def neighbours_of(self, histories: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`neighbours` of many histories by one sparse product (each row is built and
+        summed as the one-history product builds and sums it, so the values are the same)."""
+        users, rows, weights = [], [], []
+        for user, history in enumerate(histories):
+            kept = np.asarray(history, np.int64)
+            kept = kept[kept >= 0][-self.blend.max_history :]
+            users.append(np.full(kept.size, user, np.int64))
+            rows.append(kept)
+            weights.append(np.exp(-np.arange(kept.size - 1, -1, -1, dtype=np.float64) / self.blend.tau))
+        if not histories:
+            return []
+        vectors = sp.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(users), np.concatenate(rows))),
+            shape=(len(histories), self.n_items),
+        )
+        scores = (vectors @ self.similarity).tocsr()
+        scores.sum_duplicates()
+        out = []
+        for user in range(len(histories)):
+            span = slice(scores.indptr[user], scores.indptr[user + 1])
+            support, values = scores.indices[span], scores.data[span]
+            keep = values > 0
+            out.append((support[keep].astype(np.int64), values[keep]))
+        return out
+
     def scale(self, query: np.ndarray, nb_values: np.ndarray) -> tuple[float, float]:
         """``(1 / sd_q, weight / sd_nb)``: the multipliers of the two scores (0 where a
         score does not vary over the catalogue)."""
@@ -104,9 +130,16 @@ class Blender:
         sd_nb = float(np.sqrt(max((nb_values**2).sum() / self.n_items - mean_nb**2, 0.0)))
         return (1.0 / sd_q if sd_q > 0 else 1.0), (self.blend.weight / sd_nb if sd_nb > 0 else 0.0)
 
-    def full_scores(self, query: np.ndarray, tower_scores: np.ndarray, history_rows: np.ndarray) -> np.ndarray:
-        """Blended scores of every catalogue item, from the towers' scores of every item."""
-        support, values = self.neighbours(history_rows)
+    def full_scores(
+        self,
+        query: np.ndarray,
+        tower_scores: np.ndarray,
+        history_rows: np.ndarray,
+        neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Blended scores of every catalogue item, from the towers' scores of every item
+        (``neighbours``: :meth:`neighbours` of the history, when already computed)."""
+        support, values = neighbours if neighbours is not None else self.neighbours(history_rows)
         a, b = self.scale(query, values)
         out = np.asarray(tower_scores, np.float64) * a
         out[support] += b * values

@@ -139,9 +139,14 @@ def candidate_rows(
     out = np.full((len(user_ids), k), -1, dtype=np.int64)
     blender = ctx.blender()
     scores = np.zeros((0, len(ctx.catalogue)), np.float32)
+    neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i, user in enumerate(user_ids):
         if i % batch_size == 0:
             scores = query[i : i + batch_size] @ ctx.item_embeddings.T
+            if blender is not None:  # the batch's history neighbours in one sparse product
+                warm = [j for j in range(i, min(i + batch_size, len(user_ids))) if int(user_ids[j]) in ctx.histories]
+                rows = [ctx.catalogue.rows_of(ctx.histories[int(user_ids[j])]) for j in warm]
+                neighbours = dict(zip(warm, blender.neighbours_of(rows)))
         seen = exclude[i]
         history = ctx.histories.get(int(user))
         if history is None:
@@ -149,7 +154,7 @@ def candidate_rows(
         else:
             row = scores[i % batch_size].copy()
             if blender is not None:  # the towers blended with the history's item neighbours
-                row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history))
+                row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history), neighbours[i])
             row[seen] = -np.inf
             top = np.argpartition(-row, min(k, row.size - 1))[:k]
             ranked = top[np.argsort(-row[top], kind="stable")]

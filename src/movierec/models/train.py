@@ -549,17 +549,19 @@ def chain_on_test(
     ease: tuple[float, float] | None,
     dropped: tuple[str, ...] = (),
     known_ctx: RankingContext | None = None,
+    first: tuple[np.ndarray, np.ndarray, RankingContext] | None = None,
 ) -> tuple[np.ndarray, RankingContext, np.ndarray]:
     """The chain for the test users: top-``k`` retrieval candidates reordered by the ranker
     (``known_ctx``: train+validation already indexed as of the test start with ``ease``,
-    see :func:`first_stage`).
+    see :func:`first_stage`; ``first``: that first stage's ``(rows, query, context)`` for
+    these users and ``k``, already computed).
 
     Returns:
         ``(ranked rows, the context, the users' query embeddings)``.
     """
     from movierec.models.ranking import rerank
 
-    cands, query, ctx = first_stage(
+    cands, query, ctx = first or first_stage(
         r_tv,
         periods.train_valid,
         periods.catalogue_test,
