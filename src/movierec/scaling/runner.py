@@ -160,6 +160,7 @@ def _step(
     log = logs / f"{name}.log"
     print(f"[scale] {name}: {' '.join(command)} (log: {log})", file=sys.stderr, flush=True)
     result = measured(command, repo, env, log).as_dict()
+    result["load_average"] = round(os.getloadavg()[0], 2)  # the machine's load as it ended (others' jobs too)
     timing = repo / "reports" / "timings" / f"{name}.json"
     if timing.exists() and name != "synth":
         result["stage_s"] = read_json(timing)["seconds"]  # the stage's own time, inside DVC's
