@@ -58,6 +58,8 @@ class Brute:
 
     def build(self, items: np.ndarray, progress: Any = None) -> None:
         self.items = np.ascontiguousarray(items, np.float32)
+        if progress is not None:
+            progress.update(len(items))
 
     def structure(self) -> dict[str, Any]:
         return {}

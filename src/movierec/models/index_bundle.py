@@ -5,9 +5,10 @@ the service's cost at that size comes from the catalogue, the embeddings and the
 from how the towers were trained. :func:`enlarge_bundle` therefore copies a trained bundle and:
 
 1. appends synthetic items to its catalogue: each copies a real "parent" item's genres and
-   tags, swaps one title token for another of the catalogue's tokens, and moves the year by a
-   few years; its id is new (the towers map it to their unknown-item slot, as they would a
-   new release) and it has no interactions;
+   tags, draws as many title tokens as the parent has from the catalogue's own (so titles
+   mix words of different films), and moves the year by a few years; its id is new (the
+   towers map it to their unknown-item slot, as they would a new release) and it has no
+   interactions;
 2. rebuilds the indexes with the real index step (:func:`movierec.models.index.build_indexes`):
    the candidate tower embeds every item, so the embeddings cluster around the real items'
    the way a trained catalogue's do, and the structure follows ``index.rules``;
@@ -68,10 +69,9 @@ def synthetic_items(catalogue: Catalogue, n_new: int, seed: int) -> Catalogue:
     pool = tokens[tokens != ""]
     if pool.size == 0:
         pool = np.array(["item"], dtype=object)
-    title_tokens = tokens[parents].copy()
-    lengths = (title_tokens != "").sum(axis=1)
-    slot = np.minimum((rng.random(n_new) * np.maximum(lengths, 1)).astype(np.int64), title_tokens.shape[1] - 1)
-    title_tokens[np.arange(n_new), slot] = pool[rng.integers(0, pool.size, size=n_new)]
+    # as many title tokens as the parent has, each drawn from the catalogue's (by frequency)
+    filled = tokens[parents] != ""
+    title_tokens = np.where(filled, pool[rng.integers(0, pool.size, size=filled.shape)], "").astype(object)
     first = int(catalogue.item_id.max()) + 1 if len(catalogue) else 1
     item_ids = np.arange(first, first + n_new, dtype=np.int64)
     titles = catalogue.titles or [""] * len(catalogue)

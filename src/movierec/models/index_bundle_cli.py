@@ -24,6 +24,7 @@ from typing import Any
 
 from movierec.errors import DataError
 from movierec.models.index_bench_cli import parse_count
+from movierec.models.layout import INDEX_REPORT, MANIFEST, RETRIEVAL
 
 READY_TIMEOUT_SECONDS = 1800.0
 FRESH = {"Cache-Control": "no-cache"}
@@ -68,6 +69,18 @@ def process_tree(pid: int) -> list[int]:
             with contextlib.suppress(OSError):
                 todo.extend(int(c) for c in task.read_text().split())
     return out
+
+
+def workers_of(pid: int) -> list[int]:
+    """The processes that serve: uvicorn's spawned workers, or the server itself with one worker
+    (multiprocessing's resource tracker is left out)."""
+    spawned = []
+    for child in process_tree(pid)[1:]:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "resource_tracker" not in command:
+                spawned.append(child)
+    return spawned or [pid]
 
 
 def memory_of(pid: int) -> dict[str, int]:
@@ -133,7 +146,7 @@ def measure_service(bundle: Path, workers: int, requests: int) -> dict[str, Any]
             client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0, trust_env=False)
             ready = _wait_ready(client, server, Path(tmp) / "server.log")
             to_ready = time.perf_counter() - started
-            pids = [p for p in process_tree(server.pid) if p != server.pid] or [server.pid]
+            pids = workers_of(server.pid)
             memory_at_ready = {str(p): memory_of(p) for p in pids}
             users = known_users(bundle, max(1, min(requests, 100)), seed=0)
             bodies = [{"user_id": int(users[i % len(users)])} for i in range(requests)]
@@ -220,11 +233,11 @@ def bench_bundle(args: argparse.Namespace, index: dict[str, Any]) -> dict[str, A
         raise DataError(f"--items must be a count like 1m, got {args.items!r}") from None
     out = Path(args.out)
     report: dict[str, Any] = {"bundle": str(out), "items": n_items}
-    if args.reuse and (out / "manifest.json").exists():
+    if args.reuse and (out / MANIFEST).exists():
         start = time.perf_counter()
         manifest = check_manifest(out)
         report["manifest_check_seconds"] = round(time.perf_counter() - start, 2)
-        report["index"] = read_json(out / "retrieval" / "index.json")
+        report["index"] = read_json(out / RETRIEVAL / INDEX_REPORT)
         print(f"reusing {out} ({manifest.get(SYNTHETIC_TAG, {}).get('items', '?')} items)")
     else:
         built = enlarge_bundle(Path(args.source), out, n_items, index, seed=args.seed)

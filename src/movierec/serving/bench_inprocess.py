@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from movierec.models.layout import MANIFEST
+
 SCENARIOS = ("ping", "retrieval", "retrieval-fresh", "chain", "chain-fresh")
 
 
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = parser().parse_args(argv)
     if args.requests < 1 or args.warmup < 0:
         raise SystemExit("error: --requests must be at least 1 and --warmup at least 0")
-    if not (args.bundle / "manifest.json").is_file():
-        raise SystemExit(f"error: {args.bundle} is not a bundle folder (no manifest.json)")
+    if not (args.bundle / MANIFEST).is_file():
+        raise SystemExit(f"error: {args.bundle} is not a bundle folder (no {MANIFEST})")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported (TFRS needs it)
     work = Path(tempfile.mkdtemp(prefix="movierec-inprocess-"))
     os.environ["MOVIEREC_BUNDLE_DIR"] = str(args.bundle)

@@ -30,6 +30,8 @@ from movierec.settings import Settings, override
 from movierec.stages import distributed
 from movierec.stages.train_retrieval import OUTPUTS
 
+STAGE = "retrieval"  # the stage measured; its report is reports/STAGE.json
+
 METRICS = ("recall@10", "recall@100", "ndcg@10")
 
 
@@ -78,7 +80,7 @@ def run(
                 run_dir = Path(tmp) / f"workers{count}-seed{seed}"
                 layout = dataclasses.replace(paths, **{name: run_dir / name for name in OUTPUTS})
                 result = distributed.run(override(settings, {"train.seeds": [seed]}), layout, "train_retrieval", count)
-                report = read_json(layout.reports / "retrieval.json")
+                report = read_json(layout.reports / f"{STAGE}.json")
                 rows.append(
                     {
                         "workers": count,
