@@ -272,6 +272,7 @@ def cmd_scale_run(args: argparse.Namespace, settings: Settings) -> None:
         worktree=args.worktree,
         resume=args.resume,
         source=args.source,
+        refresh_code=args.refresh_code,
     )
     record = run_scale(run, Path("."), Path(args.out) if args.out else None)
     for name, stage in record["stages"].items():
@@ -647,6 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stages", help="comma-separated dvc.yaml stages to run (default: all)")
     p.add_argument("--worktree", action="store_true", help="copy the working tree's code, not the last commit's")
+    p.add_argument(
+        "--refresh-code",
+        action="store_true",
+        help="with --resume: copy src/ again first (each stage records the commit it ran with)",
+    )
     p.add_argument(
         "--resume", action="store_true", help="carry on a stopped run in --work from its first unfinished stage"
     )

@@ -151,3 +151,28 @@ def test_ease_projects_sparse_user_rows_as_it_does_dense_ones() -> None:
     weights = model.weights_.astype(np.float64)  # the dense B: x B scores every kept item the same way
     x = rows.toarray()
     np.testing.assert_allclose(model.score(data.matrix)[:, model.kept_], x @ weights, rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_on_a_large_catalogue_selects_the_same_items_ties_by_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    from movierec.baselines import base
+
+    rng = np.random.default_rng(2)
+    scores = rng.random((50, 300))
+    scores[:, ::7] = 0.5  # many ties, some at the k-th place
+    scores[3, :] = -np.inf
+    scores[4, 290:] = -np.inf
+    scores[4, :290] = -np.inf
+    scores[4, 295] = 0.1  # a row with a single finite score
+    small = base.top_k(scores, 20)
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 100)
+    large = base.top_k(scores, 20)
+    assert (small[3] == -1).all() and (large[3] == -1).all()
+    assert large[4, 0] == 295 and (large[4, 1:] == -1).all()
+    for row in range(50):
+        got = large[row][large[row] >= 0]
+        want = small[row][small[row] >= 0]
+        np.testing.assert_array_equal(scores[row, got], scores[row, want])  # the same values in the same order
+        for value in np.unique(scores[row, got]):  # ties in index order
+            tied = got[scores[row, got] == value]
+            assert (np.diff(tied) > 0).all()
+    assert base.top_k(scores, 400).shape == (50, 400) and base.top_k(scores, 400)[0, 300:].max() == -1

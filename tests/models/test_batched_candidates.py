@@ -88,3 +88,23 @@ def test_many_histories_neighbours_equal_each_historys_own(world: dict, fitted) 
         alone = blender.neighbours(history)
         np.testing.assert_array_equal(support, alone[0])
         np.testing.assert_array_equal(values, alone[1])
+
+
+def test_on_a_large_catalogue_the_first_stage_selects_by_threshold_with_the_same_lists(
+    world: dict, fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movierec.models import ranking
+
+    events = world["events"]
+    cut = int(np.quantile(events.column("timestamp").to_numpy(), 0.7))
+    known = events.filter(pc.less(events.column("timestamp"), cut))
+    ctx = RankingContext.build(
+        known, world["catalogue"], fitted.embed_items(), world["users"], cut, blend=Blend(weight=1.0, tau=5.0)
+    )
+    histories = user_histories(known)
+    users = np.unique(events.column("user_id").to_numpy())
+    query = fitted.embed_users(users, [histories.get(int(u), np.array([], np.int64)) for u in users])
+    seen = [world["catalogue"].rows_of(histories.get(int(u), np.array([], np.int64))) for u in users]
+    partitioned = candidate_rows(ctx, query, users, 10, seen)
+    monkeypatch.setattr(ranking, "LARGE_CATALOGUE", 5)  # the tiny catalogue counts as large
+    np.testing.assert_array_equal(candidate_rows(ctx, query, users, 10, seen), partitioned)  # no ties here

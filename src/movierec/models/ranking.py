@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 from tqdm import tqdm
 
+from movierec.baselines.base import LARGE_CATALOGUE, top_k
 from movierec.models import distribute
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES, RankingContext, pair_features
 
@@ -156,9 +157,13 @@ def candidate_rows(
             if blender is not None:  # the towers blended with the history's item neighbours
                 row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history), neighbours[i])
             row[seen] = -np.inf
-            top = np.argpartition(-row, min(k, row.size - 1))[:k]
-            ranked = top[np.argsort(-row[top], kind="stable")]
-            ranked = ranked[np.isfinite(row[ranked])]
+            if row.size > LARGE_CATALOGUE:  # by threshold, ties by index (see top_k)
+                ranked = top_k(row[None, :], k)[0]
+                ranked = ranked[ranked >= 0]
+            else:
+                top = np.argpartition(-row, min(k, row.size - 1))[:k]
+                ranked = top[np.argsort(-row[top], kind="stable")]
+                ranked = ranked[np.isfinite(row[ranked])]
         out[i, : ranked.size] = ranked
     return out
 

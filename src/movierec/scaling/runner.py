@@ -57,6 +57,9 @@ class ScaleRun:
         stages: the ``dvc.yaml`` stages to run (default: all, in pipeline order).
         worktree: take the code from the project's working tree instead of its last commit.
         resume: keep what the run's JSON recorded and run only the stages not yet done.
+        refresh_code: with ``resume``, copy the project's code (``src/``) again before carrying
+            on (each stage records the commit it ran with; DVC re-runs a finished stage only if
+            its own code changed).
         source: a dataset for ``data.source`` instead of synthetic data (``ml-100k``, a
             folder), to measure a real dataset the same way; ``events`` is then a label.
     """
@@ -71,6 +74,7 @@ class ScaleRun:
     worktree: bool = False
     resume: bool = False
     source: str | None = None
+    refresh_code: bool = False
 
     def sizes(self) -> tuple[int, int]:
         """``(users, items)`` for the run."""
@@ -101,6 +105,10 @@ def run_scale(run: ScaleRun, project: Path = Path("."), out: Path | None = None)
     users, items = run.sizes()
     if run.resume and out.exists():
         record = read_json(out)
+        if run.refresh_code:
+            record.setdefault("code_history", []).append(record["code"])
+            record["code"] = _copy_code(Path(project).resolve(), repo, run, ("src",))
+            write_json(out, record)
     else:
         if repo.exists():
             raise DataError("the working folder already holds a run; pass --resume or choose another", path=work)
@@ -161,6 +169,7 @@ def _step(
     print(f"[scale] {name}: {' '.join(command)} (log: {log})", file=sys.stderr, flush=True)
     result = measured(command, repo, env, log).as_dict()
     result["load_average"] = round(os.getloadavg()[0], 2)  # the machine's load as it ended (others' jobs too)
+    result["commit"] = record["code"]["commit"]
     timing = repo / "reports" / "timings" / f"{name}.json"
     if timing.exists() and name != "synth":
         result["stage_s"] = read_json(timing)["seconds"]  # the stage's own time, inside DVC's
@@ -243,20 +252,7 @@ def _lay_out(project: Path, repo: Path, run: ScaleRun, dataset: str) -> dict[str
     from movierec.settings import validate_params
 
     repo.mkdir(parents=True)
-    commit = _git(project, "rev-parse", "HEAD")
-    if run.worktree:
-        for name in CODE:
-            source = project / name
-            if source.is_dir():
-                shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-            elif source.exists():
-                shutil.copy2(source, repo / name)
-    else:
-        archive = repo / ".code.tar"
-        subprocess.run(["git", "archive", "-o", str(archive), "HEAD", *CODE], cwd=project, check=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(repo, filter="data")
-        archive.unlink()
+    code = _copy_code(project, repo, run, CODE)
     params = load_params(repo / "params.yaml", run.profile)
     params["data"]["source"] = dataset
     validate_params(params, f"params.yaml with profile {run.profile}")
@@ -282,8 +278,38 @@ def _lay_out(project: Path, repo: Path, run: ScaleRun, dataset: str) -> dict[str
         ["dvc", "config", "cache.type", "hardlink"],  # outputs go into the cache by a link, not a copy
     ):
         subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True)
-    dirty = bool(_git(project, "status", "--porcelain", "--untracked-files=no", "--", *CODE)) if run.worktree else False
-    return {"commit": commit, "from": "working tree" if run.worktree else "last commit", "dirty": dirty}
+    return code
+
+
+def _copy_code(project: Path, repo: Path, run: ScaleRun, names: tuple[str, ...]) -> dict[str, Any]:
+    """Copy ``names`` (replacing them) from the project's last commit or working tree."""
+    for name in names:
+        target = repo / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    if run.worktree:
+        for name in names:
+            source = project / name
+            if source.is_dir():
+                shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            elif source.exists():
+                shutil.copy2(source, repo / name)
+    else:
+        archive = repo / ".code.tar"
+        subprocess.run(["git", "archive", "-o", str(archive), "HEAD", *names], cwd=project, check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(repo, filter="data")
+        archive.unlink()
+    dirty = (
+        bool(_git(project, "status", "--porcelain", "--untracked-files=no", "--", *names)) if run.worktree else False
+    )
+    return {
+        "commit": _git(project, "rev-parse", "HEAD"),
+        "from": "working tree" if run.worktree else "last commit",
+        "dirty": dirty,
+    }
 
 
 def _environment(repo: Path) -> dict[str, str]:
