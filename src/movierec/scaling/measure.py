@@ -3,8 +3,10 @@ the sum over its whole process tree sampled while it runs."""
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 import psutil
 
 MB = 1024 * 1024
+WAITER = Path(__file__).with_name("waiter.py")
 
 
 @dataclass(frozen=True)
@@ -64,25 +67,32 @@ def measured(command: list[str], cwd: Path, env: dict[str, str], log: Path, inte
         The measurement (a failed command is measured too: see ``returncode``).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        done = threading.Event()
-        peak = [0]
-        sampler = threading.Thread(target=_sample_tree, args=(process.pid, done, peak, interval), daemon=True)
-        sampler.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        done.set()
-        sampler.join()
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    with tempfile.TemporaryDirectory(prefix="movierec-measure-") as scratch:
+        report = Path(scratch) / "usage.json"
+        # the command runs under a small waiter: forked straight from this (possibly large)
+        # process, its ru_maxrss would start at this process's resident set (see waiter.py)
+        wrapped = [sys.executable, "-S", str(WAITER), str(report), *command]
+        start = time.perf_counter()
+        with log.open("ab") as out:
+            process = subprocess.Popen(wrapped, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+            done = threading.Event()
+            peak = [0]
+            sampler = threading.Thread(target=_sample_tree, args=(process.pid, done, peak, interval), daemon=True)
+            sampler.start()
+            returncode = process.wait()
+            wall = time.perf_counter() - start
+            done.set()
+            sampler.join()
+        if not report.exists():
+            raise RuntimeError(f"the measuring waiter failed before running {command[0]!r}; see {log}")
+        usage = json.loads(report.read_text())
     return Measurement(
         wall_s=wall,
-        peak_rss_mb=usage.ru_maxrss * 1024 / MB,  # kilobytes on Linux
+        peak_rss_mb=usage["maxrss_kb"] * 1024 / MB,  # kilobytes on Linux
         peak_tree_rss_mb=peak[0] / MB,
-        user_s=usage.ru_utime,
-        system_s=usage.ru_stime,
-        returncode=process.returncode,
+        user_s=usage["user_s"],
+        system_s=usage["system_s"],
+        returncode=returncode,
     )
 
 
