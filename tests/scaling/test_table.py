@@ -106,3 +106,20 @@ def test_run_sizes_follow_ml_25m_and_leave_room_in_the_catalogue() -> None:
     users, items = ScaleRun(50_000, Path("w")).sizes()
     assert users == 320 and items >= 4 * 50_000 / users
     assert ScaleRun(50_000, Path("w"), users=100, items=3000).sizes() == (100, 3000)
+
+
+def test_a_real_dataset_is_a_column_of_its_own_outside_the_fits() -> None:
+    real = _run(100_836, {"prepare": 2.0, "train": 8.0})
+    real["dataset"] = {"source": "ml-100k", "synthetic": False}
+    table = scaling_table([_run(1_000_000, {"prepare": 1.0, "train": 10.0}), real, _run(5_000_000, {"prepare": 5.0})])
+    assert table["sizes"] == [1_000_000, 5_000_000]  # the real run is not a size
+    assert table["stages"]["prepare"]["time_exponent"] == pytest.approx(1.0, abs=1e-3)
+    (reference,) = table["references"]
+    assert reference["source"] == "ml-100k"
+    assert reference["stages"]["train"] == {"wall_s": 8.0, "cpu_s": 4.0, "peak_rss_gb": 0.781}
+    assert reference["stages"][TOTAL] == {"wall_s": 10.0, "cpu_s": 5.0, "peak_rss_gb": 0.781}
+    lines = markdown(table).splitlines()
+    assert lines[0].startswith("| stage | ml-100k (real) | 1M events | 5M events |")
+    assert (
+        "| prepare | 2 s (1 s CPU), 0.20 GB | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 1.00 | 1.00 |" in lines
+    )

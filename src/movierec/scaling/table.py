@@ -40,17 +40,22 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     Returns:
         ``{"sizes": [...], "stages": {stage: {"wall_s", "peak_rss_gb", "cpu_s", "time_exponent",
-        "memory_exponent"}}, "runs": [...]}``, sizes in events written, smallest first.
+        "memory_exponent"}}, "runs": [...], "references": [...]}``, sizes in events written,
+        smallest first. A run on a real dataset (``scale run --source``) is not a size: it is
+        listed under ``references`` (its source, each stage's figures, the pipeline's) and is
+        shown as a column of its own, outside the fits.
 
     Raises:
         DataError: a record has no dataset or no stage measured.
     """
     by_size: dict[int, dict[str, Any]] = {}
+    references = []
     for run in runs:
         if "dataset" not in run or not run.get("stages"):
             raise DataError(f"a scale run without measurements (status {run.get('status')!r}, work {run.get('work')})")
         if not run["dataset"].get("synthetic", True):
-            continue  # a real dataset's run is read on its own (see markdown's reference)
+            references.append(_reference(run))
+            continue
         by_size[int(run["dataset"]["ratings"])] = run
     sizes = sorted(by_size)
     ordered = [by_size[s] for s in sizes]
@@ -107,6 +112,30 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
             }
             for s, r in zip(sizes, ordered)
         ],
+        "references": references,
+    }
+
+
+def _reference(run: dict[str, Any]) -> dict[str, Any]:
+    """A real dataset's run as a column: each finished stage's figures and the pipeline's."""
+    stages = {
+        name: {"wall_s": v["wall_s"], "cpu_s": round(_cpu(v), 1), "peak_rss_gb": round(v["peak_rss_mb"] / 1024, 3)}
+        for name, v in run["stages"].items()
+        if v["returncode"] == 0
+    }
+    done = run.get("status") == "complete" and not run.get("partial")
+    pipeline = [v for k, v in stages.items() if k != "synth"]
+    if done and pipeline:
+        stages[TOTAL] = {
+            "wall_s": run.get("pipeline_wall_s"),
+            "cpu_s": round(sum(v["cpu_s"] for v in pipeline), 1),
+            "peak_rss_gb": max(v["peak_rss_gb"] for v in pipeline),
+        }
+    return {
+        "source": run["dataset"].get("source"),
+        "status": run.get("status"),
+        "code": run.get("code"),
+        "stages": stages,
     }
 
 
@@ -137,19 +166,26 @@ def markdown(table: dict[str, Any]) -> str:
     """The table in Markdown: a row per stage; per size its wall time, CPU time and peak
     memory; then the growth exponents of time and of peak memory."""
     labels = table.get("labels") or [_count(s) for s in table["sizes"]]
-    head = ["stage", *[f"{label} events" for label in labels], "time exp.", "memory exp."]
+    references = table.get("references") or []
+    head = ["stage", *[f"{r['source']} (real)" for r in references], *[f"{label} events" for label in labels]]
+    head += ["time exp.", "memory exp."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in table["stages"].items():
         cells = [f"**{name}**" if name == TOTAL else name]
+        for reference in references:
+            got = reference["stages"].get(name)
+            cells.append("–" if got is None else _cell(got["wall_s"], got["cpu_s"], got["peak_rss_gb"]))
         for wall, cpu, peak in zip(row["wall_s"], row["cpu_s"], row["peak_rss_gb"]):
-            if wall is None:
-                cells.append("–")
-                continue
-            used = f" ({_seconds(cpu)} CPU)" if cpu else ""
-            cells.append(f"{_seconds(wall)}{used}, {_gb(peak)}")
+            cells.append("–" if wall is None else _cell(wall, cpu, peak))
         cells += [_exp(row["time_exponent"]), _exp(row["memory_exponent"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(wall: float, cpu: float | None, peak: float | None) -> str:
+    """``12 s (20 s CPU), 1.50 GB``."""
+    used = f" ({_seconds(cpu)} CPU)" if cpu else ""
+    return f"{_seconds(wall)}{used}, {_gb(peak)}"
 
 
 def _count(n: int, exact: bool = False) -> str:
