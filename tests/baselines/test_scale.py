@@ -176,3 +176,65 @@ def test_top_k_on_a_large_catalogue_selects_the_same_items_ties_by_index(monkeyp
             tied = got[scores[row, got] == value]
             assert (np.diff(tied) > 0).all()
     assert base.top_k(scores, 400).shape == (50, 400) and base.top_k(scores, 400)[0, 300:].max() == -1
+
+
+def test_most_popular_on_a_large_catalogue_ranks_the_shared_row_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from movierec.baselines import base
+
+    data = _random_data(n_users=150, n_items=90, density=0.2, seed=4)
+    model = MostPopular().fit(data)
+    model.scores_[::9] = model.scores_[0]  # ties, broken by item index
+    history = data.matrix.tolil()
+    history[5] = 0  # a cold user: the fallback's order
+    history[6, :] = 1  # a user who has seen everything: nothing left
+    history = history.tocsr()
+    history.eliminate_zeros()
+    fallback = np.arange(model.scores_.size, dtype=np.float64)[::-1].copy()
+    fallback[3] = -np.inf  # never recommended
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 50)  # the 90 items count as a large catalogue
+    fast = recommend(model, history, 20, fallback, batch_size=64)
+    monkeypatch.setattr(MostPopular, "shared_scores", None)  # the general path: every user scored
+    slow = recommend(model, history, 20, fallback, batch_size=64)
+    np.testing.assert_array_equal(fast, slow)
+    assert (fast[6] == -1).all() and 3 not in fast[5] and fast[5, 0] == 0
+    flat = MostPopular().fit(data)
+    flat.scores_[:] = 1.0  # tells no item apart: everyone gets the fallback's order, as in recommend
+    monkeypatch.undo()
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 50)
+    fast_flat = recommend(flat, history, 20, fallback)
+    monkeypatch.setattr(MostPopular, "shared_scores", None)
+    np.testing.assert_array_equal(fast_flat, recommend(flat, history, 20, fallback))
+
+
+def test_ease_on_a_large_catalogue_scores_through_its_dense_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from movierec.baselines import base
+
+    data = _random_data(n_users=80, n_items=60)
+    for tau in (None, 10.0):
+        model = EASE(l2=15.0, max_items=40, recency_tau=tau).fit(data)
+        history = data.matrix.tocsr().copy()
+        if tau is not None:
+            history.data = np.arange(1, history.nnz + 1, dtype=np.float64) % 7 + 1.0  # events back + 1
+        eigen_scores = model.score(history)
+        monkeypatch.setattr(base, "LARGE_CATALOGUE", 50)
+        dense_scores = model.score(history)
+        monkeypatch.undo()
+        assert model._dense_weights is not None and model._dense_weights.dtype == np.float32
+        assert np.isneginf(dense_scores[:, np.setdiff1d(np.arange(model.n_items_), model.kept_)]).all()
+        np.testing.assert_allclose(dense_scores[:, model.kept_], eigen_scores[:, model.kept_], rtol=1e-4, atol=1e-5)
+
+
+def test_top_k_on_a_large_catalogue_with_many_equal_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from movierec.baselines import base
+
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.random((40, 400)), 1)  # eleven distinct values: ties everywhere
+    scores[:10, 30:] = -np.inf  # EASE outside its kept items: fewer finite scores than k in some rows
+    scores[10:20, 60:] = 0.0  # item-kNN outside the neighbours: the k-th value is a zero shared by hundreds
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 100)
+    got = base.top_k(scores.astype(np.float32), 50)
+    for row in range(40):
+        finite = np.flatnonzero(np.isfinite(scores[row]))
+        want = finite[np.lexsort((finite, -scores[row, finite]))][:50]  # best first, ties by index
+        np.testing.assert_array_equal(got[row, : want.size], want)
+        assert (got[row, want.size :] == -1).all()

@@ -63,10 +63,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def _top_k_by_threshold(scores: np.ndarray, k: int, k_eff: int) -> np.ndarray:
     """:func:`top_k` from each row's ``k``-th largest value, ties by item index."""
-    n, n_items = scores.shape
+    n = scores.shape[0]
     out = np.full((n, k), -1, dtype=np.int64)
-    kth = np.partition(scores, n_items - k_eff, axis=1)[:, n_items - k_eff]
-    rows, cols = np.nonzero((scores >= kth[:, None]) & np.isfinite(scores))
+    # the k-th largest value of each row; partitioned as -scores at k - 1, because NumPy's
+    # partition at n - k slows down tenfold on rows with many equal values (-inf outside EASE's
+    # kept items, zeros outside item-kNN's neighbours)
+    kth = -np.partition(-scores, k_eff - 1, axis=1)[:, k_eff - 1]
+    above = scores > kth[:, None]
+    tied = (scores == kth[:, None]) & np.isfinite(scores)
+    need = k_eff - above.sum(axis=1)
+    excess = tied.sum(axis=1) > need
+    if excess.any():  # more items tie at the k-th value than are needed: the lowest indices
+        part = tied[excess]
+        tied[excess] = part & (np.cumsum(part, axis=1, dtype=np.int32) <= need[excess, None])
+    rows, cols = np.nonzero(above | tied)
     order = np.lexsort((cols, -scores[rows, cols], rows))  # by row, then score (best first), then index
     rows, cols = rows[order], cols[order]
     rank = np.arange(rows.size) - np.searchsorted(rows, np.arange(n))[rows]
@@ -103,8 +113,12 @@ def recommend(
     starts = range(0, n_users, batch_size)
     if progress:
         starts = tqdm(starts, desc=progress, unit="batch", file=sys.stderr, leave=False)
+    shared = getattr(model, "shared_scores", None)
     for start in starts:
         rows = history[start : start + batch_size]
+        if shared is not None and shared.size > LARGE_CATALOGUE:
+            out[start : start + rows.shape[0]] = shared_top_k(shared, fallback, rows, k, exclude_seen)
+            continue
         scores = np.asarray(model.score(rows))
         cold = np.diff(rows.indptr) == 0
         # rows the model cannot tell apart at all (cold users, or no signal) get the fallback
@@ -120,4 +134,41 @@ def recommend(
             r, c = rows.nonzero()
             scores[r, c] = -np.inf
         out[start : start + rows.shape[0]] = top_k(scores, k)
+    return out
+
+
+def shared_top_k(
+    shared: np.ndarray, fallback: np.ndarray, rows: sp.csr_matrix, k: int, exclude_seen: bool
+) -> np.ndarray:
+    """What :func:`recommend` returns on a large catalogue when every user's scores are the
+    same row ``shared`` (most-popular), without scoring the users one by one.
+
+    Each score row is ordered once (best first, ties by item index, as :func:`top_k` orders
+    them above :data:`LARGE_CATALOGUE` items); a user's list is the first ``k`` of it not in
+    their history. Users with no history get ``fallback``'s order, and so does everyone when
+    ``shared`` does not tell items apart, as in :func:`recommend`.
+    """
+    n_users = rows.shape[0]
+    out = np.full((n_users, k), -1, dtype=np.int64)
+    cold = np.diff(rows.indptr) == 0
+    groups = [(fallback, cold), (shared, ~cold)] if np.ptp(shared) != 0 else [(fallback, np.ones(n_users, bool))]
+    for scores, members in groups:
+        if not members.any():
+            continue
+        scores = np.asarray(scores, dtype=np.float64)
+        finite = np.flatnonzero(np.isfinite(scores))
+        order = finite[np.lexsort((finite, -scores[finite]))]
+        part = rows[np.flatnonzero(members)]
+        lengths = np.diff(part.indptr) if exclude_seen else np.zeros(part.shape[0], np.int64)
+        head = order[: k + int(lengths.max(initial=0))]
+        seen = np.zeros((part.shape[0], head.size), dtype=bool)
+        if exclude_seen and part.nnz:
+            rank = np.full(scores.size, head.size, dtype=np.int64)
+            rank[head] = np.arange(head.size)
+            user, item = part.nonzero()
+            inside = rank[item] < head.size
+            seen[user[inside], rank[item[inside]]] = True
+        first = np.argsort(seen, axis=1, kind="stable")[:, :k]  # unseen positions, best first
+        picked = np.where(np.take_along_axis(seen, first, axis=1), -1, head[first])
+        out[np.flatnonzero(members), : picked.shape[1]] = picked
     return out

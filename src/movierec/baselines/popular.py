@@ -36,6 +36,12 @@ class MostPopular:
         self.scores_ = recent + total / (total.max() + 1.0)
         return self
 
+    @property
+    def shared_scores(self) -> np.ndarray | None:
+        """The one score row every user gets (:func:`movierec.baselines.base.recommend` ranks
+        it once per batch on a large catalogue)."""
+        return self.scores_
+
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         """The popularity scores, repeated for every user."""
         return np.broadcast_to(self.scores_, (history.shape[0], self.scores_.size)).copy()
