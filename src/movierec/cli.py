@@ -284,9 +284,14 @@ def cmd_scale_run(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_scale_table(args: argparse.Namespace, settings: Settings) -> None:
     """Put several scale runs side by side with growth exponents; write the JSON and the plot's CSV."""
+    import yaml
+
+    from movierec.scaling.runner import pipeline_order
     from movierec.scaling.table import markdown, read_runs, scaling_table, write_scaling
 
-    table = scaling_table(read_runs([Path(p) for p in args.runs]))
+    dvc_file = Path("dvc.yaml")  # the project's, for the rows' order (the current folder, as --out)
+    order = pipeline_order(yaml.safe_load(dvc_file.read_text(encoding="utf-8"))) if dvc_file.exists() else None
+    table = scaling_table(read_runs([Path(p) for p in args.runs]), order)
     write_scaling(table, Path(args.out), Path(args.csv))
     print(markdown(table))
 

@@ -66,9 +66,11 @@ def test_the_table_lines_up_runs_by_size_and_fits_each_stage(tmp_path: Path) -> 
     assert rows[0]["prepare_s"] == "1.0" and rows[2]["train_s"] == ""
     text = markdown(table)
     assert (
-        "| prepare | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 25 s (12 s CPU), 2.44 GB | 1.00 | 1.00 |" in text
+        "| prepare | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 25 s (12 s CPU), 2.44 GB | 1.00 | 1.00 | 1.00 |"
+        in text
     )
-    assert "| train | 10 s (5 s CPU), 0.98 GB | 50 s (25 s CPU), 4.88 GB | – | 1.00 | 1.00 |" in text
+    assert "| train | 10 s (5 s CPU), 0.98 GB | 50 s (25 s CPU), 4.88 GB | – | 1.00 | 1.00 | 1.00 |" in text
+    assert list(scaling_table(runs, order=["train", "prepare"])["stages"]) == ["synth", "train", "prepare", TOTAL]
     with pytest.raises(DataError, match="without measurements"):
         scaling_table([{"status": "failed", "stages": {}}])
 
@@ -119,7 +121,8 @@ def test_a_real_dataset_is_a_column_of_its_own_outside_the_fits() -> None:
     assert reference["stages"]["train"] == {"wall_s": 8.0, "cpu_s": 4.0, "peak_rss_gb": 0.781}
     assert reference["stages"][TOTAL] == {"wall_s": 10.0, "cpu_s": 5.0, "peak_rss_gb": 0.781}
     lines = markdown(table).splitlines()
-    assert lines[0].startswith("| stage | ml-100k (real) | 1M events | 5M events |")
+    assert lines[0].startswith("| stage | ml-100k (real) | 1M events | 5M events | time exp. | CPU exp. |")
     assert (
-        "| prepare | 2 s (1 s CPU), 0.20 GB | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 1.00 | 1.00 |" in lines
+        "| prepare | 2 s (1 s CPU), 0.20 GB | 1 s (0 s CPU), 0.10 GB | 5 s (2 s CPU), 0.49 GB | 1.00 | 1.00 | 1.00 |"
+        in lines
     )

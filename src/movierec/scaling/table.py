@@ -31,16 +31,18 @@ def growth_exponent(events: list[float], values: list[float]) -> float | None:
     return round(float(slope), 3)
 
 
-def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def scaling_table(runs: list[dict[str, Any]], order: list[str] | None = None) -> dict[str, Any]:
     """Per stage, each run's wall time and peak memory, and their growth exponents.
 
     Args:
         runs: the records of :func:`movierec.scaling.runner.run_scale`; each size once (the
             last record of a size wins).
+        order: the stages in pipeline order (the rows follow it; ``synth`` first, stages it
+            does not name last); None keeps the records' order.
 
     Returns:
         ``{"sizes": [...], "stages": {stage: {"wall_s", "peak_rss_gb", "cpu_s", "time_exponent",
-        "memory_exponent"}}, "runs": [...], "references": [...]}``, sizes in events written,
+        "cpu_exponent", "memory_exponent"}}, "runs": [...], "references": [...]}``, sizes in events written,
         smallest first. A run on a real dataset (``scale run --source``) is not a size: it is
         listed under ``references`` (its source, each stage's figures, the pipeline's) and is
         shown as a column of its own, outside the fits.
@@ -63,6 +65,9 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
     names: list[str] = []
     for run in ordered:
         names += [n for n in run["stages"] if n not in names]
+    if order is not None:
+        rank = {name: i for i, name in enumerate(["synth", *order])}
+        names.sort(key=lambda name: rank.get(name, len(rank)))
     stages: dict[str, Any] = {}
     for name in [*names, TOTAL]:
         wall, peak, cpu = [], [], []
@@ -85,6 +90,9 @@ def scaling_table(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "peak_rss_gb": [None if p is None else round(p, 3) for p in peak],
             "cpu_s": cpu,
             "time_exponent": growth_exponent(measured_at, [w for w in wall if w is not None]),
+            "cpu_exponent": growth_exponent(
+                [s for s, c in zip(sizes, cpu) if c is not None], [c for c in cpu if c is not None]
+            ),
             "memory_exponent": growth_exponent(measured_at, [p for p in peak if p is not None]),
         }
         # the same figures keyed by size, which `dvc metrics show` lists (it skips lists)
@@ -168,7 +176,7 @@ def markdown(table: dict[str, Any]) -> str:
     labels = table.get("labels") or [_count(s) for s in table["sizes"]]
     references = table.get("references") or []
     head = ["stage", *[f"{r['source']} (real)" for r in references], *[f"{label} events" for label in labels]]
-    head += ["time exp.", "memory exp."]
+    head += ["time exp.", "CPU exp.", "memory exp."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in table["stages"].items():
         cells = [f"**{name}**" if name == TOTAL else name]
@@ -177,7 +185,7 @@ def markdown(table: dict[str, Any]) -> str:
             cells.append("–" if got is None else _cell(got["wall_s"], got["cpu_s"], got["peak_rss_gb"]))
         for wall, cpu, peak in zip(row["wall_s"], row["cpu_s"], row["peak_rss_gb"]):
             cells.append("–" if wall is None else _cell(wall, cpu, peak))
-        cells += [_exp(row["time_exponent"]), _exp(row["memory_exponent"])]
+        cells += [_exp(row["time_exponent"]), _exp(row.get("cpu_exponent")), _exp(row["memory_exponent"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
