@@ -24,6 +24,9 @@ RECS_DIR = DATA_DIR / "recs"
 BASELINE_RECS_DIR = RECS_DIR / "baselines"
 MODELS_DIR = DATA_DIR / "models"
 GLOBAL_DIR = DATA_DIR / "global"
+# Item-kNN similarities shared between stages, found by their inputs' digest (not a DVC
+# output: deleting it costs only time; see movierec.baselines.similarity_cache).
+SIMILARITY_CACHE = DATA_DIR / "cache" / "item_knn"
 
 CHECKPOINTS_DIR = ROOT / "checkpoints"
 REPORTS_DIR = ROOT / "reports"
@@ -61,6 +64,7 @@ class ProjectPaths:
     plots: Path = PLOTS_DIR
     timings: Path = TIMINGS_DIR
     mlflow: Path = MLFLOW_DIR
+    similarity_cache: Path = SIMILARITY_CACHE
 
     @classmethod
     def under(cls, root: str | Path) -> ProjectPaths:

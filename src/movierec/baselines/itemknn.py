@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
+import movierec.baselines.similarity_cache as similarity_cache
 from movierec.data.matrix import InteractionMatrix
 
 BLOCK_CELLS = 20_000_000  # item pairs per block of similarities (about 80 MB of float32)
@@ -36,7 +37,25 @@ class ItemKNN:
         self.similarity_: sp.csr_matrix | None = None
 
     def fit(self, data: InteractionMatrix) -> ItemKNN:
-        """Compute the pruned item-item similarity matrix."""
+        """Compute the pruned item-item similarity matrix (or read it from the stage's
+        :mod:`~movierec.baselines.similarity_cache`, where the same inputs left it)."""
+        if not similarity_cache.active():
+            self.similarity_ = self._compute(data)
+            return self
+        key = similarity_cache.digest(
+            data.matrix.tocsr(), neighbours=int(self.neighbours), shrink=float(self.shrink), block=self.block
+        )
+        n = data.matrix.shape[1]
+        kept = similarity_cache.load(key, (n, n))
+        if kept is not None:
+            self.similarity_ = kept
+            return self
+        self.similarity_ = self._compute(data)
+        similarity_cache.store(key, self.similarity_)
+        return self
+
+    def _compute(self, data: InteractionMatrix) -> sp.csr_matrix:
+        """The similarities, block by block (see the class's docstring)."""
         x = data.matrix.tocsc().astype(np.float32)
         norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
         xt = x.T.tocsr()
@@ -58,10 +77,9 @@ class ItemKNN:
             rows.append(top[nz])
             cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[nz])
             vals.append(top_vals[nz])
-        self.similarity_ = sp.csr_matrix(
+        return sp.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
         )
-        return self
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         """Sum of similarities from the history items to every item."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import movierec.baselines.similarity_cache as similarity_cache
 from movierec.baselines.run import run_baselines
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
@@ -24,7 +25,8 @@ def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     Returns:
         ``{baseline: {"chosen", "validation"}}``.
     """
-    report = run_baselines(paths.split, paths.baseline_recs, section(settings))
+    with similarity_cache.kept_in(paths.similarity_cache):
+        report = run_baselines(paths.split, paths.baseline_recs, section(settings))
     chosen = {
         name: {"chosen": r["chosen"], "validation": r["validation"]}
         for name, r in report.items()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import movierec.baselines.similarity_cache as similarity_cache
 from movierec.baselines.run import run_baselines
 from movierec.evaluation.report import evaluate
 from movierec.features import build_features
@@ -34,16 +35,17 @@ def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     from movierec.models.export import save_towers
     from movierec.stages.inputs import ranking_section, retrieval_section
 
-    return global_report(
-        paths.prepared,
-        paths.global_work,
-        Recorder(paths.reports, paths.global_work / "reports" / "plots"),
-        settings.as_params(),
-        retrieval_section(settings, paths),
-        ranking_section(settings, paths),
-        settings.train.seeds[0],
-        save_towers,
-    )
+    with similarity_cache.kept_in(paths.similarity_cache):
+        return global_report(
+            paths.prepared,
+            paths.global_work,
+            Recorder(paths.reports, paths.global_work / "reports" / "plots"),
+            settings.as_params(),
+            retrieval_section(settings, paths),
+            ranking_section(settings, paths),
+            settings.train.seeds[0],
+            save_towers,
+        )
 
 
 def global_report(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import movierec.baselines.similarity_cache as similarity_cache
 from movierec.models.train import train_ranking
 from movierec.paths import ProjectPaths
 from movierec.recording import Recorder
@@ -23,7 +24,7 @@ OUTPUTS = ("checkpoints", "ranking_recs", "reports", "plots")
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     """Fit and score per seed; export the first seed's served ranker."""
-    with worker_layout(paths, OUTPUTS) as (strategy, out):
+    with similarity_cache.kept_in(paths.similarity_cache), worker_layout(paths, OUTPUTS) as (strategy, out):
         return train_ranking(
             periods(settings, paths),
             ranking_section(settings, paths),

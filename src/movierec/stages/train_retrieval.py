@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import movierec.baselines.similarity_cache as similarity_cache
 from movierec.models.export import save_towers
 from movierec.models.train import train_retrieval
 from movierec.paths import ProjectPaths
@@ -23,7 +24,7 @@ OUTPUTS = ("checkpoints", "models", "retrieval_recs", "reports", "plots")
 
 def run(settings: Settings, paths: ProjectPaths) -> dict[str, Any]:
     """Select epochs on validation and refit per seed; export the first seed's served towers."""
-    with worker_layout(paths, OUTPUTS) as (strategy, out):
+    with similarity_cache.kept_in(paths.similarity_cache), worker_layout(paths, OUTPUTS) as (strategy, out):
         return train_retrieval(
             periods(settings, paths),
             retrieval_section(settings, paths),
