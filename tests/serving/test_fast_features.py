@@ -133,3 +133,28 @@ def test_a_known_user_who_sends_demographics_is_not_served_the_precomputed_profi
     # change the ranker's user inputs, so the profile made without them is not used
     assert rec._own_profile(query, []) is None and rec._own_profile(UserQuery(user_id=user), []) is not None
     assert rec._own_profile(UserQuery(user_id=user, age=40.0), []) is None
+
+
+def test_load_checks_spread_a_bounded_number_of_rows_over_a_large_catalogue() -> None:
+    small = fast_features.check_rows(1_682)
+    np.testing.assert_array_equal(small, np.unique(np.r_[np.arange(100), np.arange(0, 1_682, 10)]))  # as before
+    np.testing.assert_array_equal(fast_features.check_rows(30_000, first=0, every=7), np.arange(0, 30_000, 7))
+    large = fast_features.check_rows(1_000_000)
+    assert np.array_equal(large[:100], np.arange(100)) and large[-1] >= 1_000_000 - 200
+    assert large.size <= fast_features.CHECK_ROWS + 100 and np.all(np.diff(large) > 0)
+
+
+def test_item_metadata_rows_match_the_catalogue(rec: Recommender) -> None:
+    cat = rec.catalogue
+    for row in (0, len(cat) // 2, len(cat) - 1):
+        item = rec.item(int(cat.item_id[row]))
+        assert item["item_id"] == int(cat.item_id[row]) and item["title"] == cat.titles[row]
+        assert item["genres"] == [g for g in cat.genres[row] if g]
+        assert item["interactions"] == int(cat.n_interactions[row])
+        assert item["recent_interactions"] == int(cat.n_recent[row])
+        year = float(cat.year[row])
+        assert item["year"] == (int(year) if np.isfinite(year) else None)
+        mean = float(cat.mean_rating[row])
+        assert item["mean_rating"] == (round(mean, 4) if np.isfinite(mean) else None)
+        item["genres"].append("changed by a caller")
+        assert rec.item(int(cat.item_id[row]))["genres"] == [g for g in cat.genres[row] if g]

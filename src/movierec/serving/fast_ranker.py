@@ -24,7 +24,7 @@ import numpy as np
 
 from movierec.models.ranking_export import NumpyRanker
 from movierec.models.ranking_features import CATEGORICAL_FEATURES, DENSE_FEATURES
-from movierec.serving.fast_features import HISTORY_FEATURES, ServingFeatures
+from movierec.serving.fast_features import HISTORY_FEATURES, ServingFeatures, check_rows
 
 SCORE_TOLERANCE = 1e-5  # as the NumPy ranker's own check against the SavedModel
 
@@ -88,10 +88,10 @@ class FusedRanker:
 
 def check_fused(fused: FusedRanker, users: list[int], query_of: Any, n_items: int = 100) -> bool:
     """Whether ``fused`` gives the NumPy ranker's scores for ``users`` on the first
-    ``n_items`` catalogue rows and every tenth, with the known and an overridden demography."""
+    ``n_items`` catalogue rows and a spread (:func:`~movierec.serving.fast_features.check_rows`),
+    with the known and an overridden demography."""
     features = fused.features
-    n = len(features.ctx.catalogue)
-    rows = np.unique(np.concatenate([np.arange(min(n_items, n)), np.arange(0, n, 10)]))
+    rows = check_rows(len(features.ctx.catalogue), n_items)
     for user in users:
         q = query_of(user)
         for override in ({}, {"age": 41.0, "gender": "F", "occupation": "not-a-known-value"}):

@@ -9,6 +9,7 @@ comes from the event store on every call, so all worker processes agree.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -145,8 +146,11 @@ class Recommender:
             )
             self.row_of = {int(i): r for r, i in enumerate(self.catalogue.item_id.tolist())}
             self.n_users = len(self.histories)
-            self._items = [self._item_row(r) for r in range(len(self.catalogue))]  # immutable per bundle
-            self.item_json = ItemJSON(self._items)  # the same metadata, encoded once for replies
+            self._columns = self._item_columns()  # immutable per bundle
+            self.item_json = ItemJSON(  # the items' metadata, encoded once for replies
+                {"title": title, "year": year, "genres": genres}
+                for title, year, genres in zip(self._columns.title, self._columns.year, self._columns.genres)
+            )
             self.fast_ranker = self._checked_fast_ranker(layout.ranking)
             self.features = self._checked_features()
             self.blender = self._checked_blender()
@@ -530,23 +534,46 @@ class Recommender:
 
     def item(self, item_id: int) -> dict[str, Any]:
         """Metadata and statistics of a catalogue item (a fresh dict: callers may change it)."""
-        meta = self._items[self.row_of[int(item_id)]]
-        return {**meta, "genres": list(meta["genres"])}
-
-    def _item_row(self, row: int) -> dict[str, Any]:
-        """Metadata and statistics of catalogue row ``row`` (computed once per bundle at load)."""
-        cat = self.catalogue
-        item_id = int(cat.item_id[row])
-        year = float(cat.year[row])
+        c, row = self._columns, self.row_of[int(item_id)]
         return {
-            "item_id": int(item_id),
-            "title": cat.titles[row] if cat.titles else "",
-            "year": int(year) if np.isfinite(year) else None,
-            "genres": [g for g in cat.genres[row] if g],
-            "interactions": int(cat.n_interactions[row]),
-            "recent_interactions": int(cat.n_recent[row]),
-            "mean_rating": None if not np.isfinite(cat.mean_rating[row]) else round(float(cat.mean_rating[row]), 4),
+            "item_id": c.item_id[row],
+            "title": c.title[row],
+            "year": c.year[row],
+            "genres": list(c.genres[row]),
+            "interactions": c.interactions[row],
+            "recent_interactions": c.recent_interactions[row],
+            "mean_rating": c.mean_rating[row],
         }
+
+    def _item_columns(self) -> _ItemColumns:
+        """Every catalogue row's metadata and statistics as Python values, column by column
+        (computed once per bundle at load from whole columns: a dict per item, indexed out of
+        the NumPy arrays one by one, took 7 s of a 1M-item bundle's load)."""
+        cat = self.catalogue
+        return _ItemColumns(
+            item_id=cat.item_id.tolist(),
+            title=list(cat.titles) if cat.titles else [""] * len(cat),
+            year=[int(y) if math.isfinite(y) else None for y in np.asarray(cat.year, np.float64).tolist()],
+            genres=[[g for g in row if g] for row in cat.genres.tolist()],
+            interactions=np.asarray(cat.n_interactions).astype(np.int64).tolist(),
+            recent_interactions=np.asarray(cat.n_recent).astype(np.int64).tolist(),
+            mean_rating=[
+                round(m, 4) if math.isfinite(m) else None for m in np.asarray(cat.mean_rating, np.float64).tolist()
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class _ItemColumns:
+    """A loaded catalogue's item metadata, one Python list per field, by catalogue row."""
+
+    item_id: list[int]
+    title: list[str]
+    year: list[int | None]
+    genres: list[list[str]]
+    interactions: list[int]
+    recent_interactions: list[int]
+    mean_rating: list[float | None]
 
 
 class _ServingContext(RankingContext):
