@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
@@ -21,19 +20,8 @@ from movierec.paths import ProjectPaths
 from movierec.split import method_params, split
 
 
-def _data(seed: int = 0, n_users: int = 80, n_items: int = 50) -> InteractionMatrix:
-    rng = np.random.default_rng(seed)
-    users, items = np.nonzero(rng.random((n_users, n_items)) < 0.15)
-    return InteractionMatrix.from_table(
-        pa.table(
-            {
-                "user_id": pa.array(users + 1, pa.int64()),
-                "item_id": pa.array(items + 10, pa.int64()),
-                "rating": pa.array(np.full(users.size, 4.0), pa.float32()),
-                "timestamp": pa.array(np.arange(users.size), pa.int64()),
-            }
-        )
-    )
+def _data(seed: int = 0) -> InteractionMatrix:
+    return InteractionMatrix.from_table(synthetic_events(n_users=80, n_items=50, seed=seed))
 
 
 def _same(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
