@@ -127,3 +127,10 @@ def test_the_baselines_write_and_a_rerun_reads_with_identical_lists(
     assert pq.read_table(tmp_path / "first" / "item_knn.parquet").equals(
         pq.read_table(tmp_path / "second" / "item_knn.parquet")
     )
+
+
+def test_a_kept_file_is_readable_by_others_like_the_other_outputs(tmp_path: Path) -> None:
+    with similarity_cache.kept_in(tmp_path):
+        ItemKNN(neighbours=5).fit(_data())
+    (kept,) = tmp_path.glob("*.npz")
+    assert kept.stat().st_mode & 0o777 == 0o644

@@ -99,6 +99,7 @@ def store(key: str, matrix: sp.csr_matrix) -> None:
                 indptr=matrix.indptr,
                 shape=np.asarray(matrix.shape, np.int64),
             )
+        os.chmod(tmp, 0o644)  # readable like the stages' other outputs (mkstemp makes it private)
         os.replace(tmp, _directory / f"{key}.npz")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
