@@ -238,3 +238,24 @@ def test_top_k_on_a_large_catalogue_with_many_equal_scores(monkeypatch: pytest.M
         want = finite[np.lexsort((finite, -scores[row, finite]))][:50]  # best first, ties by index
         np.testing.assert_array_equal(got[row, : want.size], want)
         assert (got[row, want.size :] == -1).all()
+
+
+@pytest.mark.parametrize(("k", "seed"), [(1, 0), (7, 1), (60, 2), (149, 3), (300, 4)])
+def test_top_k_by_a_bound_equals_a_full_sort(monkeypatch: pytest.MonkeyPatch, k: int, seed: int) -> None:
+    """Whatever the bound from every few columns: rows of distinct values, of ties at zero,
+    of few finite values, and k from 1 to the catalogue's size."""
+    from movierec.baselines import base
+
+    rng = np.random.default_rng(seed)
+    scores = rng.standard_normal((30, 300)).astype(np.float32)
+    scores[5:15] = np.where(rng.random((10, 300)) < 0.9, 0.0, np.abs(scores[5:15]))  # mostly zeros
+    scores[15:20, rng.random(300) < 0.8] = -np.inf  # few finite
+    scores[20:25] = np.round(scores[20:25])  # ties everywhere
+    scores[25, :] = -np.inf
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 100)
+    got = base.top_k(scores, k)
+    for row in range(30):
+        finite = np.flatnonzero(np.isfinite(scores[row]))
+        want = finite[np.lexsort((finite, -scores[row, finite]))][:k]
+        np.testing.assert_array_equal(got[row, : want.size], want)
+        assert (got[row, want.size :] == -1).all()

@@ -108,3 +108,42 @@ def test_on_a_large_catalogue_the_first_stage_selects_by_threshold_with_the_same
     partitioned = candidate_rows(ctx, query, users, 10, seen)
     monkeypatch.setattr(ranking, "LARGE_CATALOGUE", 5)  # the tiny catalogue counts as large
     np.testing.assert_array_equal(candidate_rows(ctx, query, users, 10, seen), partitioned)  # no ties here
+
+
+@pytest.mark.parametrize("blend", [None, Blend(weight=1.0, tau=5.0)])
+def test_on_a_large_catalogue_blocks_of_users_give_each_users_own_list(
+    world: dict, fitted, monkeypatch: pytest.MonkeyPatch, blend: Blend | None
+) -> None:
+    """The large-catalogue path ranks blocks of users at once (by a bound on the k-th value):
+    each list is the one user's full sort of the blended scores, seen items left out, ties by
+    index; whatever the batch and block sizes."""
+    from movierec.baselines import base
+    from movierec.models import ranking
+
+    events = world["events"]
+    cut = int(np.quantile(events.column("timestamp").to_numpy(), 0.7))
+    known = events.filter(pc.less(events.column("timestamp"), cut))
+    ctx = RankingContext.build(known, world["catalogue"], fitted.embed_items(), world["users"], cut, blend=blend)
+    histories = user_histories(known)
+    users = np.unique(events.column("user_id").to_numpy())
+    query = fitted.embed_users(users, [histories.get(int(u), np.array([], np.int64)) for u in users])
+    seen = [world["catalogue"].rows_of(histories.get(int(u), np.array([], np.int64))) for u in users]
+    monkeypatch.setattr(ranking, "LARGE_CATALOGUE", 5)
+    monkeypatch.setattr(base, "LARGE_CATALOGUE", 5)
+    got = candidate_rows(ctx, query, users, 10, seen)
+    blender = ctx.blender()
+    for i, user in enumerate(users.tolist()):
+        if user not in ctx.histories:
+            continue
+        row = (query[i] @ ctx.item_embeddings.T).astype(np.float32)
+        if blender is not None:
+            row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(ctx.histories[user]))
+        row[seen[i]] = -np.inf
+        finite = np.flatnonzero(np.isfinite(row))
+        want = finite[np.lexsort((finite, -row[finite]))][:10]
+        np.testing.assert_array_equal(got[i, : want.size], want)
+        assert (got[i, want.size :] == -1).all()
+    original = ranking._top_rows_of_many
+    monkeypatch.setattr(ranking, "_top_rows_of_many", lambda *a, **kw: original(*a, **{**kw, "chunk": 3}))
+    for batch in (1, 7):
+        np.testing.assert_array_equal(candidate_rows(ctx, query, users, 10, seen, batch_size=batch), got)

@@ -139,33 +139,66 @@ def candidate_rows(
     popular = np.lexsort((-ctx.catalogue.n_interactions, -ctx.catalogue.n_recent))
     out = np.full((len(user_ids), k), -1, dtype=np.int64)
     blender = ctx.blender()
-    scores = np.zeros((0, len(ctx.catalogue)), np.float32)
-    neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for i, user in enumerate(user_ids):
-        if i % batch_size == 0:
-            scores = query[i : i + batch_size] @ ctx.item_embeddings.T
-            if blender is not None:  # the batch's history neighbours in one sparse product
-                warm = [j for j in range(i, min(i + batch_size, len(user_ids))) if int(user_ids[j]) in ctx.histories]
-                rows = [ctx.catalogue.rows_of(ctx.histories[int(user_ids[j])]) for j in warm]
-                neighbours = dict(zip(warm, blender.neighbours_of(rows)))
-        seen = exclude[i]
-        history = ctx.histories.get(int(user))
-        if history is None:
-            ranked = popular[~np.isin(popular, seen)][:k]
-        else:
-            row = scores[i % batch_size].copy()
+    large = len(ctx.catalogue) > LARGE_CATALOGUE
+    for start in range(0, len(user_ids), batch_size):
+        stop = min(start + batch_size, len(user_ids))
+        scores = query[start:stop] @ ctx.item_embeddings.T
+        warm = [j for j in range(start, stop) if int(user_ids[j]) in ctx.histories]
+        neighbours: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if blender is not None:  # the batch's history neighbours in one sparse product
+            rows = [ctx.catalogue.rows_of(ctx.histories[int(user_ids[j])]) for j in warm]
+            neighbours = dict(zip(warm, blender.neighbours_of(rows)))
+        for i in range(start, stop):
+            if int(user_ids[i]) not in ctx.histories:  # cold: the recent window's most popular
+                ranked = popular[~np.isin(popular, exclude[i])][:k]
+                out[i, : ranked.size] = ranked
+        if large:
+            _top_rows_of_many(ctx, blender, query, scores, start, warm, neighbours, exclude, k, out)
+            continue
+        for i in warm:
+            row = scores[i - start].copy()
             if blender is not None:  # the towers blended with the history's item neighbours
+                history = ctx.histories[int(user_ids[i])]
                 row = blender.full_scores(query[i], row, ctx.catalogue.rows_of(history), neighbours[i])
-            row[seen] = -np.inf
-            if row.size > LARGE_CATALOGUE:  # by threshold, ties by index (see top_k)
-                ranked = top_k(row[None, :], k)[0]
-                ranked = ranked[ranked >= 0]
-            else:
-                top = np.argpartition(-row, min(k, row.size - 1))[:k]
-                ranked = top[np.argsort(-row[top], kind="stable")]
-                ranked = ranked[np.isfinite(row[ranked])]
-        out[i, : ranked.size] = ranked
+            row[exclude[i]] = -np.inf
+            top = np.argpartition(-row, min(k, row.size - 1))[:k]
+            ranked = top[np.argsort(-row[top], kind="stable")]
+            ranked = ranked[np.isfinite(row[ranked])]
+            out[i, : ranked.size] = ranked
     return out
+
+
+def _top_rows_of_many(
+    ctx: RankingContext,
+    blender: Any,
+    query: np.ndarray,
+    scores: np.ndarray,
+    start: int,
+    warm: list[int],
+    neighbours: dict[int, tuple[np.ndarray, np.ndarray]],
+    exclude: list[np.ndarray],
+    k: int,
+    out: np.ndarray,
+    chunk: int = 512,
+) -> None:
+    """:func:`candidate_rows` for the warm users of one batch over a large catalogue:
+    ``chunk`` users' rows at a time, blended as :meth:`Blender.full_scores` blends one row
+    (the same float64 operations in the same order), their seen items set to -inf, then
+    one :func:`~movierec.baselines.base.top_k` of the block (ties by index). One user at a
+    time, the same work cost about 1 ms a user at 60,000 items."""
+    for c in range(0, len(warm), chunk):
+        idx = np.asarray(warm[c : c + chunk], np.int64)
+        block = scores[idx - start]
+        if blender is not None:
+            block = block.astype(np.float64)
+            for r, i in enumerate(idx.tolist()):
+                support, values = neighbours[i]
+                a, b = blender.scale(query[i], values)
+                block[r] *= a
+                block[r, support] += b * values
+        seen = [np.asarray(exclude[i], np.int64) for i in idx.tolist()]
+        block[np.repeat(np.arange(idx.size), [s.size for s in seen]), np.concatenate(seen)] = -np.inf
+        out[idx] = top_k(block, k)
 
 
 def training_pairs(
