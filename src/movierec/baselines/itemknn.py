@@ -39,19 +39,13 @@ class ItemKNN:
     def fit(self, data: InteractionMatrix) -> ItemKNN:
         """Compute the pruned item-item similarity matrix (or read it from the stage's
         :mod:`~movierec.baselines.similarity_cache`, where the same inputs left it)."""
-        if not similarity_cache.active():
-            self.similarity_ = self._compute(data)
-            return self
-        key = similarity_cache.digest(
-            data.matrix.tocsr(), neighbours=int(self.neighbours), shrink=float(self.shrink), block=self.block
+        self.similarity_ = similarity_cache.kept_or_computed(
+            data.matrix.tocsr(),
+            lambda: self._compute(data),
+            neighbours=int(self.neighbours),
+            shrink=float(self.shrink),
+            block=self.block,
         )
-        n = data.matrix.shape[1]
-        kept = similarity_cache.load(key, (n, n))
-        if kept is not None:
-            self.similarity_ = kept
-            return self
-        self.similarity_ = self._compute(data)
-        similarity_cache.store(key, self.similarity_)
         return self
 
     def _compute(self, data: InteractionMatrix) -> sp.csr_matrix:

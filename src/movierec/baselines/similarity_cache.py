@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+
+from movierec.io import atomic_file
 
 ALGORITHM = "item-knn-cosine-v1"
 KEEP = 8
@@ -47,9 +48,18 @@ def kept_in(directory: Path | None) -> Iterator[None]:
         _directory = previous
 
 
-def active() -> bool:
-    """Whether a cache directory is in use (inside :func:`kept_in` with a directory)."""
-    return _directory is not None
+def kept_or_computed(matrix: sp.csr_matrix, compute: Callable[[], sp.csr_matrix], **params: object) -> sp.csr_matrix:
+    """The item-by-item similarities of ``matrix`` for ``params``: read when kept, else
+    ``compute()``d and kept (computed alone outside :func:`kept_in`)."""
+    if _directory is None:
+        return compute()
+    key = digest(matrix, **params)
+    n = matrix.shape[1]
+    kept = load(key, (n, n))
+    if kept is None:
+        kept = compute()
+        store(key, kept)
+    return kept
 
 
 def digest(matrix: sp.csr_matrix, **params: object) -> str:
@@ -88,22 +98,14 @@ def store(key: str, matrix: sp.csr_matrix) -> None:
     """Keep ``matrix`` under ``key`` (atomically), then drop all but the newest :data:`KEEP`."""
     if _directory is None:
         return
-    _directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz.tmp", dir=_directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                data=matrix.data,
-                indices=matrix.indices,
-                indptr=matrix.indptr,
-                shape=np.asarray(matrix.shape, np.int64),
-            )
-        os.chmod(tmp, 0o644)  # readable like the stages' other outputs (mkstemp makes it private)
-        os.replace(tmp, _directory / f"{key}.npz")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(_directory / f"{key}.npz", "wb") as handle:
+        np.savez(
+            handle,
+            data=matrix.data,
+            indices=matrix.indices,
+            indptr=matrix.indptr,
+            shape=np.asarray(matrix.shape, np.int64),
+        )
     kept = sorted(_directory.glob("*.npz"), key=_mtime, reverse=True)
     for old in kept[KEEP:]:
         old.unlink(missing_ok=True)
